@@ -1,0 +1,112 @@
+/**
+ * A message carried by a channel layer. Its `type` selects the handler of the consumer that gets
+ * it (`chat.message` → the chat handler). Receivers get it frozen: they never share a mutable
+ * object, and the layer never copies it per receiver.
+ */
+export interface ChannelMessage {
+  readonly type: string;
+  readonly [key: string]: unknown;
+}
+
+/**
+ * Push delivery for a channel attached with {@link ChannelLayer.attach}. Called synchronously for
+ * each message, in order. Return `false` when the consumer's own buffer is full: the message then
+ * counts as refused by a full channel (`send` throws `ChannelFull`, `groupSend` skips it).
+ */
+export type ChannelReceiver = (message: ChannelMessage) => boolean | void;
+
+/** Options shared by every layer; each mirrors a Channels layer setting. */
+export interface ChannelLayerOptions {
+  /**
+   * Seconds an unread message lives in a channel.
+   * @default 60
+   */
+  expiry?: number;
+  /**
+   * Seconds a group membership lives after its last `groupAdd`. Attached channels are alive by
+   * definition and are kept while attached.
+   * @default 86400
+   */
+  groupExpiry?: number;
+  /**
+   * Unread messages a channel holds before `send` throws `ChannelFull`.
+   * @default 100
+   */
+  capacity?: number;
+  /**
+   * Per-channel capacity overrides, first match wins: glob patterns (`*`, `?`) or regular
+   * expressions, matched on the name up to and including any `!` (Channels' `channel_capacity`).
+   * @default {}
+   */
+  channelCapacity?: Readonly<Record<string, number>> | ReadonlyArray<readonly [RegExp | string, number]>;
+}
+
+/** Options for {@link ChannelLayer.receive}. */
+export interface ReceiveOptions {
+  /** Aborting rejects the pending receive and frees its place in line. */
+  signal?: AbortSignal;
+}
+
+/** Counters every layer keeps; read them for metrics. */
+export interface ChannelLayerStats {
+  /** Messages that `groupSend` skipped because a member was full. */
+  groupSendSkippedFull: number;
+}
+
+/**
+ * The channel layer: Django Channels' layer API with its semantics. This abstract class is both
+ * the contract and the DI token: inject `ChannelLayer` anywhere to reach rooms.
+ *
+ * - Names: groups are ASCII letters, digits, `-`, `_`, `.`, shorter than 100 characters; channels
+ *   the same plus one `!` for process-local channels. Invalid names throw
+ *   `InvalidChannelLayerInput` (a `TypeError`).
+ * - Messages are plain objects with a `type` that does not start with `_` or `.`. They are
+ *   copied once per call and frozen, so no receiver shares a mutable object with another or with
+ *   the sender.
+ * - Capacity: `send` to a channel holding `capacity` unread messages throws `ChannelFull`;
+ *   `groupSend` skips full members silently and counts them in `stats`.
+ * - Expiry: an unread message is dropped after `expiry` seconds, a membership after
+ *   `groupExpiry` seconds without `groupAdd`. A group whose last member leaves is deleted.
+ * - Order: messages from one caller to one channel arrive in the order they were sent.
+ */
+export abstract class ChannelLayer {
+  /** What the layer has counted since it was created. */
+  abstract readonly stats: Readonly<ChannelLayerStats>;
+
+  /** Queues `message` on `channel`. Throws `ChannelFull` when the channel is at capacity. */
+  abstract send(channel: string, message: ChannelMessage): Promise<void>;
+
+  /**
+   * Resolves with the next message of `channel`, waiting until one arrives. Waiting receivers
+   * are served in the order they called. Not allowed on an attached channel.
+   */
+  abstract receive(channel: string, options?: ReceiveOptions): Promise<ChannelMessage>;
+
+  /** A new unique process-local channel name, `${prefix}.<layer id>!<random>`. */
+  abstract newChannel(prefix?: string): Promise<string>;
+
+  /** Adds `channel` to `group`, or refreshes its membership. */
+  abstract groupAdd(group: string, channel: string): Promise<void>;
+
+  /** Removes `channel` from `group`; deletes the group when it was the last member. */
+  abstract groupDiscard(group: string, channel: string): Promise<void>;
+
+  /** The live members of `group`, in no particular order (empty for an unknown group). */
+  abstract groupChannels(group: string): Promise<string[]>;
+
+  /** Sends `message` to every member of `group`, skipping full members. */
+  abstract groupSend(group: string, message: ChannelMessage): Promise<void>;
+
+  /**
+   * Push delivery, beyond Channels' API: while attached, messages for `channel` go to `receiver`
+   * as they arrive (messages already queued first) instead of waiting for `receive`. This is how a
+   * socket gets its messages without polling. Returns the function that detaches it.
+   */
+  abstract attach(channel: string, receiver: ChannelReceiver): () => void;
+
+  /** Drops every channel, message and group of this layer. */
+  abstract flush(): Promise<void>;
+
+  /** Releases what the layer holds; pending receives reject. Safe to call twice. */
+  abstract close(): Promise<void>;
+}

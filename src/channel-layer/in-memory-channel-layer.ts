@@ -1,0 +1,350 @@
+import { randomBytes } from 'node:crypto';
+import { Injectable, OnApplicationShutdown } from '@nestjs/common';
+import {
+  ChannelLayer,
+  ChannelLayerOptions,
+  ChannelLayerStats,
+  ChannelMessage,
+  ChannelReceiver,
+  ReceiveOptions,
+} from './channel-layer';
+import { ChannelFull, ChannelLayerClosed, InvalidChannelLayerInput } from './channel-layer.errors';
+import {
+  CapacityTable,
+  assertChannelName,
+  assertGroupName,
+  assertMessage,
+  capacityOf,
+  compileCapacities,
+  nonLocalName,
+} from './channel-names';
+
+/** Options of the in-memory layer. */
+export interface InMemoryChannelLayerOptions extends ChannelLayerOptions {
+  /**
+   * Milliseconds since the epoch; swap it in tests to drive expiry without sleeping.
+   * @default Date.now
+   */
+  clock?: () => number;
+}
+
+interface Queued {
+  readonly message: ChannelMessage;
+  readonly expiresAt: number;
+}
+
+interface Waiter {
+  resolve(message: ChannelMessage): void;
+  reject(error: unknown): void;
+}
+
+interface ChannelQueue {
+  messages: Queued[];
+  waiters: Waiter[];
+}
+
+/**
+ * The default layer, for one process (Channels' `InMemoryChannelLayer`, which its docs keep for
+ * development; this one is fit for a single-process deployment: bounded, expiring, push-delivered).
+ */
+@Injectable()
+export class InMemoryChannelLayer extends ChannelLayer implements OnApplicationShutdown {
+  readonly stats: ChannelLayerStats = { groupSendSkippedFull: 0 };
+
+  private readonly expiryMs: number;
+  private readonly groupExpiryMs: number;
+  private readonly capacity: number;
+  private readonly capacities: CapacityTable;
+  private readonly now: () => number;
+  /** Names this layer's process-local channels; unique per layer instance. */
+  private readonly id = randomName(12);
+
+  private readonly queues = new Map<string, ChannelQueue>();
+  /** Unread messages per capacity key: process-local channels share their non-local part's. */
+  private readonly pending = new Map<string, number>();
+  private readonly receivers = new Map<string, ChannelReceiver>();
+  /** group → (channel → membership expiry, ms). */
+  private readonly groups = new Map<string, Map<string, number>>();
+  private readonly sweeper: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(options: InMemoryChannelLayerOptions = {}) {
+    super();
+    this.expiryMs = positiveSeconds(options.expiry ?? 60, 'expiry') * 1000;
+    this.groupExpiryMs = positiveSeconds(options.groupExpiry ?? 86400, 'groupExpiry') * 1000;
+    this.capacity = options.capacity ?? 100;
+    if (!Number.isInteger(this.capacity) || this.capacity < 1) {
+      throw new InvalidChannelLayerInput('capacity must be an integer >= 1');
+    }
+    this.capacities = compileCapacities(options.channelCapacity ?? {});
+    this.now = options.clock ?? Date.now;
+    // Lazy expiry covers correctness; the sweep only bounds memory of channels nobody reads.
+    const period = Math.min(Math.max(Math.min(this.expiryMs, this.groupExpiryMs), 1000), 60_000);
+    this.sweeper = setInterval(() => this.sweep(), period).unref();
+  }
+
+  async send(channel: string, message: ChannelMessage): Promise<void> {
+    this.assertOpen();
+    assertChannelName(channel);
+    if (!this.deliver(channel, freezeCopy(message), this.now())) throw new ChannelFull(channel);
+  }
+
+  async receive(channel: string, options: ReceiveOptions = {}): Promise<ChannelMessage> {
+    this.assertOpen();
+    assertChannelName(channel);
+    if (this.receivers.has(channel)) {
+      throw new InvalidChannelLayerInput(`channel ${channel} is attached; it cannot be received from`);
+    }
+    options.signal?.throwIfAborted();
+    const queue = this.queueOf(channel);
+    const next = this.shift(channel, queue, this.now());
+    if (next) return next;
+    return new Promise<ChannelMessage>((resolve, reject) => {
+      const waiter: Waiter = { resolve, reject };
+      queue.waiters.push(waiter);
+      const signal = options.signal;
+      if (!signal) return;
+      const onAbort = (): void => {
+        const at = queue.waiters.indexOf(waiter);
+        if (at !== -1) queue.waiters.splice(at, 1);
+        this.dropIfIdle(channel, queue);
+        reject(signal.reason);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      waiter.resolve = (message) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(message);
+      };
+    });
+  }
+
+  async newChannel(prefix = 'specific'): Promise<string> {
+    this.assertOpen();
+    const name = `${prefix}.${this.id}!${randomName(12)}`;
+    assertChannelName(name);
+    return name;
+  }
+
+  async groupAdd(group: string, channel: string): Promise<void> {
+    this.assertOpen();
+    assertGroupName(group);
+    assertChannelName(channel);
+    let members = this.groups.get(group);
+    if (!members) this.groups.set(group, (members = new Map()));
+    members.set(channel, this.now() + this.groupExpiryMs);
+  }
+
+  async groupDiscard(group: string, channel: string): Promise<void> {
+    assertGroupName(group);
+    assertChannelName(channel);
+    const members = this.groups.get(group);
+    if (members?.delete(channel) && members.size === 0) this.groups.delete(group);
+  }
+
+  async groupChannels(group: string): Promise<string[]> {
+    this.assertOpen();
+    assertGroupName(group);
+    const now = this.now();
+    const live: string[] = [];
+    for (const [channel, expiresAt] of this.groups.get(group) ?? []) {
+      if (expiresAt > now || this.receivers.has(channel)) live.push(channel);
+    }
+    return live;
+  }
+
+  /** How many groups have members; for metrics. */
+  get groupCount(): number {
+    return this.groups.size;
+  }
+
+  async groupSend(group: string, message: ChannelMessage): Promise<void> {
+    this.assertOpen();
+    assertGroupName(group);
+    const members = this.groups.get(group);
+    if (!members) return;
+    // One frozen copy for every member: receivers share it safely, and consumers can memoize
+    // their serialization on its identity.
+    const frozen = freezeCopy(message);
+    const now = this.now();
+    for (const [channel, expiresAt] of members) {
+      const receiver = this.receivers.get(channel);
+      if (receiver) {
+        if (receiver(frozen) === false) this.stats.groupSendSkippedFull++;
+      } else if (expiresAt <= now) {
+        members.delete(channel);
+      } else if (!this.enqueue(channel, frozen, now)) {
+        this.stats.groupSendSkippedFull++;
+      }
+    }
+    if (members.size === 0) this.groups.delete(group);
+  }
+
+  attach(channel: string, receiver: ChannelReceiver): () => void {
+    this.assertOpen();
+    assertChannelName(channel);
+    if (this.receivers.has(channel)) {
+      throw new InvalidChannelLayerInput(`channel ${channel} is already attached`);
+    }
+    const queue = this.queues.get(channel);
+    if (queue && queue.waiters.length > 0) {
+      throw new InvalidChannelLayerInput(`channel ${channel} has a pending receive`);
+    }
+    this.receivers.set(channel, receiver);
+    if (queue) {
+      for (let next = this.shift(channel, queue, this.now()); next; ) {
+        receiver(next);
+        next = this.shift(channel, queue, this.now());
+      }
+    }
+    return () => {
+      if (this.receivers.get(channel) === receiver) this.receivers.delete(channel);
+    };
+  }
+
+  async flush(): Promise<void> {
+    this.assertOpen();
+    for (const [channel, queue] of this.queues) {
+      queue.messages = [];
+      this.dropIfIdle(channel, queue);
+    }
+    this.pending.clear();
+    this.groups.clear();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.sweeper);
+    const error = new ChannelLayerClosed();
+    for (const queue of this.queues.values()) {
+      for (const waiter of queue.waiters) waiter.reject(error);
+    }
+    this.queues.clear();
+    this.pending.clear();
+    this.receivers.clear();
+    this.groups.clear();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.close();
+  }
+
+  private deliver(channel: string, message: ChannelMessage, now: number): boolean {
+    const receiver = this.receivers.get(channel);
+    if (receiver) return receiver(message) !== false;
+    return this.enqueue(channel, message, now);
+  }
+
+  private enqueue(channel: string, message: ChannelMessage, now: number): boolean {
+    const queue = this.queueOf(channel);
+    const waiter = queue.waiters.shift();
+    if (waiter) {
+      waiter.resolve(message);
+      this.dropIfIdle(channel, queue);
+      return true;
+    }
+    const key = nonLocalName(channel);
+    const limit = capacityOf(this.capacities, channel, this.capacity);
+    if ((this.pending.get(key) ?? 0) >= limit) {
+      // Expired messages still count until swept; sweep before refusing.
+      this.sweep();
+      if ((this.pending.get(key) ?? 0) >= limit) {
+        this.dropIfIdle(channel, queue);
+        return false;
+      }
+    }
+    this.queueOf(channel).messages.push({ message, expiresAt: now + this.expiryMs });
+    this.pending.set(key, (this.pending.get(key) ?? 0) + 1);
+    return true;
+  }
+
+  /** The next unexpired message of `channel`, dropping expired ones on the way. */
+  private shift(channel: string, queue: ChannelQueue, now: number): ChannelMessage | undefined {
+    let found: ChannelMessage | undefined;
+    let taken = 0;
+    while (queue.messages.length > 0 && !found) {
+      const head = queue.messages.shift() as Queued;
+      taken++;
+      if (head.expiresAt > now) found = head.message;
+    }
+    if (taken > 0) this.release(channel, taken);
+    return found;
+  }
+
+  private release(channel: string, count: number): void {
+    const key = nonLocalName(channel);
+    const left = (this.pending.get(key) ?? 0) - count;
+    if (left > 0) this.pending.set(key, left);
+    else this.pending.delete(key);
+  }
+
+  private queueOf(channel: string): ChannelQueue {
+    let queue = this.queues.get(channel);
+    if (!queue) this.queues.set(channel, (queue = { messages: [], waiters: [] }));
+    return queue;
+  }
+
+  private dropIfIdle(channel: string, queue: ChannelQueue): void {
+    if (queue.messages.length === 0 && queue.waiters.length === 0) this.queues.delete(channel);
+  }
+
+  private sweep(): void {
+    const now = this.now();
+    for (const [channel, queue] of this.queues) {
+      const live = queue.messages.filter((queued) => queued.expiresAt > now);
+      if (live.length !== queue.messages.length) {
+        this.release(channel, queue.messages.length - live.length);
+        queue.messages = live;
+      }
+      this.dropIfIdle(channel, queue);
+    }
+    for (const [group, members] of this.groups) {
+      for (const [channel, expiresAt] of members) {
+        if (expiresAt <= now && !this.receivers.has(channel)) members.delete(channel);
+      }
+      if (members.size === 0) this.groups.delete(group);
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new ChannelLayerClosed();
+  }
+}
+
+function positiveSeconds(value: number, name: string): number {
+  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) {
+    throw new InvalidChannelLayerInput(`${name} must be a positive number of seconds`);
+  }
+  return value;
+}
+
+/** One deep copy, frozen: the sender may reuse its object, receivers can't alter each other's. */
+export function freezeCopy(message: ChannelMessage): ChannelMessage {
+  assertMessage(message);
+  let copy: ChannelMessage;
+  try {
+    copy = structuredClone(message);
+  } catch (error) {
+    throw new InvalidChannelLayerInput(
+      `a message must hold only cloneable data: ${(error as Error).message}`,
+    );
+  }
+  return deepFreeze(copy);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
+  }
+  return value;
+}
+
+const ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
+
+function randomName(length: number): string {
+  const bytes = randomBytes(length);
+  let name = '';
+  for (const byte of bytes) name += ALPHABET[byte % ALPHABET.length];
+  return name;
+}

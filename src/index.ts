@@ -1,0 +1,3 @@
+// The library's public API: what embedding apps import.
+export * from './channel-layer';
+export * from './chat';
