@@ -26,3 +26,16 @@ export class ChannelLayerClosed extends Error {
     super('channel layer is closed');
   }
 }
+
+/**
+ * The layer's backing service (Redis) cannot be reached right now. The operation did not happen;
+ * callers should report it rather than pretend success, and may retry later.
+ */
+export class ChannelLayerUnavailable extends Error {
+  override readonly name = 'ChannelLayerUnavailable';
+  readonly code = 'layer_unavailable';
+
+  constructor(message = 'channel layer is unavailable', options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
