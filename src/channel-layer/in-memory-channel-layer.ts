@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Injectable, OnApplicationShutdown } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import {
   ChannelLayer,
   ChannelLayerOptions,
@@ -48,7 +48,7 @@ interface ChannelQueue {
  * development; this one is fit for a single-process deployment: bounded, expiring, push-delivered).
  */
 @Injectable()
-export class InMemoryChannelLayer extends ChannelLayer implements OnApplicationShutdown {
+export class InMemoryChannelLayer extends ChannelLayer {
   readonly stats: ChannelLayerStats = { groupSendSkippedFull: 0 };
 
   private readonly expiryMs: number;
@@ -223,10 +223,6 @@ export class InMemoryChannelLayer extends ChannelLayer implements OnApplicationS
     this.pending.clear();
     this.receivers.clear();
     this.groups.clear();
-  }
-
-  async onApplicationShutdown(): Promise<void> {
-    await this.close();
   }
 
   private deliver(channel: string, message: ChannelMessage, now: number): boolean {

@@ -1,0 +1,91 @@
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import { createServer, STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { INestApplicationContext } from '@nestjs/common';
+import { WsAdapter } from '@nestjs/platform-ws';
+import type { WebSocket, WebSocketServer } from 'ws';
+import { CloseCode } from './chat.protocol';
+
+/** The event every raw frame is routed to; the gateway subscribes to it. */
+export const RAW_FRAME_EVENT = 'chat:frame';
+
+/** Marks servers made by this adapter, so a gateway can tell it is mounted right. */
+export const CHAT_WS_SERVER = Symbol('chat-ws-server');
+
+/** Options of {@link ChatWsAdapter}. */
+export interface ChatWsAdapterOptions {
+  /**
+   * Milliseconds shutdown waits for clients to answer the 1001 close before terminating them.
+   * @default 2000
+   */
+  closeTimeoutMs?: number;
+}
+
+type RoutedServer = WebSocketServer & { path: string };
+
+/**
+ * Nest's `WsAdapter` for plain WebSocket frames. It differs in three places only:
+ * - every frame reaches the gateway as is (`RAW_FRAME_EVENT`), instead of being dropped unless it
+ *   is a `{"event","data"}` envelope;
+ * - a gateway's path matches with and without its trailing slash (the seed's URL has one), and
+ *   an unknown path gets a 404 instead of a hung-up socket;
+ * - shutdown closes sockets with 1001 instead of terminating them without a close frame.
+ */
+export class ChatWsAdapter extends WsAdapter {
+  private readonly closeTimeoutMs: number;
+
+  constructor(appOrHttpServer?: INestApplicationContext | object, options: ChatWsAdapterOptions = {}) {
+    super(appOrHttpServer, { messageParser: (data) => ({ event: RAW_FRAME_EVENT, data }) });
+    this.closeTimeoutMs = options.closeTimeoutMs ?? 2000;
+  }
+
+  override create(port: number, options?: Record<string, unknown> & { path?: string }): WebSocketServer {
+    const server = super.create(port, options) as WebSocketServer;
+    Object.defineProperty(server, CHAT_WS_SERVER, { value: true });
+    return server;
+  }
+
+  protected override ensureHttpServerExists(
+    port: number,
+    httpServer: HttpServer = createServer(),
+  ): HttpServer | undefined {
+    if (this.httpServersRegistry.has(port)) return undefined;
+    this.httpServersRegistry.set(port, httpServer);
+    httpServer.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.routeUpgrade(port, request, socket, head),
+    );
+    return httpServer;
+  }
+
+  override async close(server: WebSocketServer): Promise<void> {
+    const clients = [...server.clients];
+    const closed = clients.map(
+      (client) => new Promise<void>((resolve) => client.once('close', () => resolve())),
+    );
+    for (const client of clients) client.close(CloseCode.GoingAway, 'server shutting down');
+    const timer = setTimeout(() => clients.forEach((client) => client.terminate()), this.closeTimeoutMs);
+    await Promise.all(closed);
+    clearTimeout(timer);
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  private routeUpgrade(port: number, request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    let pathname: string;
+    try {
+      pathname = new URL(request.url ?? '/', 'ws://localhost').pathname;
+    } catch {
+      return rejectUpgrade(socket, 400);
+    }
+    const path = pathname.length > 1 && pathname.endsWith('/') ? pathname.slice(0, -1) : pathname;
+    const servers = (this.wsServersRegistry.get(port) ?? []) as RoutedServer[];
+    const server = servers.find((candidate) => candidate.path === path);
+    if (!server) return rejectUpgrade(socket, 404);
+    server.handleUpgrade(request, socket, head, (ws: WebSocket) => {
+      server.emit('connection', ws, request);
+    });
+  }
+}
+
+function rejectUpgrade(socket: Duplex, status: number): void {
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}

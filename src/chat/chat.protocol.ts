@@ -1,0 +1,120 @@
+/**
+ * The wire protocol. The seed's frames are a contract: a client written for Django Channels'
+ * chat demo works unchanged. New capabilities add fields and frame types, never change these.
+ */
+
+/** Sent once a socket has joined its group: the seed's exact greeting. */
+export interface ConnectionEstablishedFrame {
+  type: 'connection_established';
+  message: 'You are connected!';
+}
+
+/** A chat message as every member of the group receives it. */
+export interface ChatFrame {
+  type: 'chat';
+  message: string;
+}
+
+/** Sent to the one client whose frame could not be handled; the socket stays open. */
+export interface ErrorFrame {
+  type: 'error';
+  code: ErrorCode;
+  message: string;
+}
+
+/** Everything the server sends. */
+export type ServerFrame = ConnectionEstablishedFrame | ChatFrame | ErrorFrame;
+
+/** What a client sends: the seed's `{"message": "..."}`. Other fields are ignored. */
+export interface ClientFrame {
+  message: string;
+}
+
+/** Error codes a client can act on; each is listed in the README. */
+export const ErrorCode = {
+  /** The frame is not valid JSON. */
+  InvalidJson: 'invalid_json',
+  /** The frame is JSON but not an object. */
+  NotAnObject: 'not_an_object',
+  /** The object has no `message`. */
+  MissingMessage: 'missing_message',
+  /** `message` is not a string. */
+  InvalidMessage: 'invalid_message',
+  /** The frame is empty. */
+  EmptyFrame: 'empty_frame',
+  /** A binary frame: the protocol is JSON text. */
+  BinaryFrame: 'binary_frame',
+  /** The channel layer (e.g. Redis) is unreachable: the message was not sent. */
+  LayerUnavailable: 'layer_unavailable',
+  /** Anything else that went wrong on the server; the message was not sent. */
+  InternalError: 'internal_error',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Close codes the server uses; each is listed in the README. */
+export const CloseCode = {
+  /** The server is shutting down. */
+  GoingAway: 1001,
+  /** A frame was larger than the frame size limit (sent by `ws` itself). */
+  MessageTooBig: 1009,
+  /** The channel layer could not be reached when the socket tried to join. */
+  TryAgainLater: 1013,
+} as const;
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
+
+/** The greeting, serialized once. */
+export const CONNECTION_ESTABLISHED = JSON.stringify({
+  type: 'connection_established',
+  message: 'You are connected!',
+} satisfies ConnectionEstablishedFrame);
+
+/** The layer message type a chat message travels as; selects the gateway's chat handler. */
+export const CHAT_MESSAGE = 'chat.message';
+
+/** A frame that could not be parsed, as the error to send back. */
+export class ProtocolError {
+  constructor(
+    readonly code: ErrorCode,
+    readonly message: string,
+  ) {}
+
+  /** The error frame, serialized. */
+  toFrame(): string {
+    return errorFrame(this.code, this.message);
+  }
+}
+
+/** A serialized error frame. */
+export function errorFrame(code: ErrorCode, message: string): string {
+  return JSON.stringify({ type: 'error', code, message } satisfies ErrorFrame);
+}
+
+/**
+ * Parses one incoming frame. Text arrives as a string; anything else is a binary frame. Never
+ * throws: a bad frame becomes a `ProtocolError` to answer with.
+ */
+export function parseClientFrame(data: unknown): ClientFrame | ProtocolError {
+  if (typeof data !== 'string') {
+    return new ProtocolError(ErrorCode.BinaryFrame, 'binary frames are not supported; send JSON text');
+  }
+  if (data.length === 0) {
+    return new ProtocolError(ErrorCode.EmptyFrame, 'empty frame; send {"message": "..."}');
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(data);
+  } catch {
+    return new ProtocolError(ErrorCode.InvalidJson, 'frame is not valid JSON');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    return new ProtocolError(ErrorCode.NotAnObject, 'frame must be a JSON object');
+  }
+  if (!Object.prototype.hasOwnProperty.call(parsed, 'message')) {
+    return new ProtocolError(ErrorCode.MissingMessage, 'frame has no "message" field');
+  }
+  const message = (parsed as { message: unknown }).message;
+  if (typeof message !== 'string') {
+    return new ProtocolError(ErrorCode.InvalidMessage, '"message" must be a string');
+  }
+  return { message };
+}
