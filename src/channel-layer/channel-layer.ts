@@ -38,7 +38,8 @@ export interface ChannelLayerOptions {
    * expressions, matched on the name up to and including any `!` (Channels' `channel_capacity`).
    * @default {}
    */
-  channelCapacity?: Readonly<Record<string, number>> | ReadonlyArray<readonly [RegExp | string, number]>;
+  channelCapacity?:
+    Readonly<Record<string, number>> | ReadonlyArray<readonly [RegExp | string, number]>;
 }
 
 /** Options for {@link ChannelLayer.receive}. */

@@ -93,7 +93,9 @@ export class InMemoryChannelLayer extends ChannelLayer {
     this.assertOpen();
     assertChannelName(channel);
     if (this.receivers.has(channel)) {
-      throw new InvalidChannelLayerInput(`channel ${channel} is attached; it cannot be received from`);
+      throw new InvalidChannelLayerInput(
+        `channel ${channel} is attached; it cannot be received from`,
+      );
     }
     options.signal?.throwIfAborted();
     const queue = this.queueOf(channel);
@@ -191,7 +193,7 @@ export class InMemoryChannelLayer extends ChannelLayer {
     }
     this.receivers.set(channel, receiver);
     if (queue) {
-      for (let next = this.shift(channel, queue, this.now()); next; ) {
+      for (let next = this.shift(channel, queue, this.now()); next;) {
         receiver(next);
         next = this.shift(channel, queue, this.now());
       }

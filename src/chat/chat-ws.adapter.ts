@@ -34,14 +34,31 @@ type RoutedServer = WebSocketServer & { path: string };
 export class ChatWsAdapter extends WsAdapter {
   private readonly closeTimeoutMs: number;
 
-  constructor(appOrHttpServer?: INestApplicationContext | object, options: ChatWsAdapterOptions = {}) {
+  constructor(
+    appOrHttpServer?: INestApplicationContext | object,
+    options: ChatWsAdapterOptions = {},
+  ) {
     super(appOrHttpServer, { messageParser: (data) => ({ event: RAW_FRAME_EVENT, data }) });
     this.closeTimeoutMs = options.closeTimeoutMs ?? 2000;
   }
 
-  override create(port: number, options?: Record<string, unknown> & { path?: string }): WebSocketServer {
+  override create(
+    port: number,
+    options?: Record<string, unknown> & { path?: string },
+  ): WebSocketServer {
     const server = super.create(port, options) as WebSocketServer;
     Object.defineProperty(server, CHAT_WS_SERVER, { value: true });
+    return server;
+  }
+
+  /** A client's protocol error (bad UTF-8, oversized frame) is its problem, not a server error. */
+  override bindErrorHandler(server: WebSocketServer): WebSocketServer {
+    server.on('connection', (socket: WebSocket) =>
+      socket.on('error', (error: Error & { code?: string }) =>
+        this.logger.debug(`socket closed on a client error: ${error.code ?? error.message}`),
+      ),
+    );
+    server.on('error', (error: Error) => this.logger.error(error));
     return server;
   }
 
@@ -63,7 +80,10 @@ export class ChatWsAdapter extends WsAdapter {
       (client) => new Promise<void>((resolve) => client.once('close', () => resolve())),
     );
     for (const client of clients) client.close(CloseCode.GoingAway, 'server shutting down');
-    const timer = setTimeout(() => clients.forEach((client) => client.terminate()), this.closeTimeoutMs);
+    const timer = setTimeout(
+      () => clients.forEach((client) => client.terminate()),
+      this.closeTimeoutMs,
+    );
     await Promise.all(closed);
     clearTimeout(timer);
     await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -87,5 +107,7 @@ export class ChatWsAdapter extends WsAdapter {
 }
 
 function rejectUpgrade(socket: Duplex, status: number): void {
-  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+  );
 }

@@ -185,7 +185,9 @@ export class ChatGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     const { socket } = connection;
     if (socket.readyState !== WebSocket.OPEN) return;
     if (error instanceof ChannelLayerUnavailable) {
-      socket.send(errorFrame(ErrorCode.LayerUnavailable, 'message not sent: channel layer unavailable'));
+      socket.send(
+        errorFrame(ErrorCode.LayerUnavailable, 'message not sent: channel layer unavailable'),
+      );
     } else {
       this.logger.error(`groupSend failed: ${describe(error)}`);
       socket.send(errorFrame(ErrorCode.InternalError, 'message not sent: server error'));

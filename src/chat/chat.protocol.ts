@@ -95,7 +95,10 @@ export function errorFrame(code: ErrorCode, message: string): string {
  */
 export function parseClientFrame(data: unknown): ClientFrame | ProtocolError {
   if (typeof data !== 'string') {
-    return new ProtocolError(ErrorCode.BinaryFrame, 'binary frames are not supported; send JSON text');
+    return new ProtocolError(
+      ErrorCode.BinaryFrame,
+      'binary frames are not supported; send JSON text',
+    );
   }
   if (data.length === 0) {
     return new ProtocolError(ErrorCode.EmptyFrame, 'empty frame; send {"message": "..."}');

@@ -1,0 +1,54 @@
+import { INestApplication } from '@nestjs/common';
+import { AbstractLoader, ExpressLoader } from '@nestjs/serve-static';
+import { Test } from '@nestjs/testing';
+import { AddressInfo } from 'node:net';
+import { AppModule } from '../../src/app.module';
+import { ChannelLayer, ChatModuleOptions, ChatWsAdapter } from '../../src';
+import { ChatTestClient, ChatTestClientOptions } from '../../src/testing';
+
+/** A real app on a loopback port, and what tests need to reach it. */
+export interface RunningChatApp {
+  app: INestApplication;
+  layer: ChannelLayer;
+  /** `http://127.0.0.1:<port>` */
+  httpUrl: string;
+  /** `ws://127.0.0.1:<port>` + path (the seed's URL by default). */
+  wsUrl(path?: string): string;
+  /** Connects a client and waits for its greeting. */
+  join(path?: string, options?: ChatTestClientOptions): Promise<ChatTestClient>;
+  close(): Promise<void>;
+}
+
+/** Starts the runnable AppModule on `listen(0)`; close it in afterAll. */
+export async function startChatApp(options: ChatModuleOptions = {}): Promise<RunningChatApp> {
+  const moduleRef = await Test.createTestingModule({
+    imports: [AppModule.forRoot(options)],
+  })
+    // ServeStaticModule picks its loader when the module compiles, before a testing module has an
+    // HTTP adapter, and would fall back to serving nothing: give it the Express loader it would
+    // pick in `npm start`.
+    .overrideProvider(AbstractLoader)
+    .useValue(new ExpressLoader())
+    .compile();
+  const app = moduleRef.createNestApplication({ logger: ['error', 'warn'] });
+  app.useWebSocketAdapter(new ChatWsAdapter(app));
+  await app.listen(0, '127.0.0.1');
+  const { port } = app.getHttpServer().address() as AddressInfo;
+  const clients: ChatTestClient[] = [];
+  const wsUrl = (path = '/ws/socket-server/'): string => `ws://127.0.0.1:${port}${path}`;
+  return {
+    app,
+    layer: app.get(ChannelLayer),
+    httpUrl: `http://127.0.0.1:${port}`,
+    wsUrl,
+    async join(path, clientOptions) {
+      const client = await ChatTestClient.connect(wsUrl(path), clientOptions);
+      clients.push(client);
+      return client.greeted();
+    },
+    async close() {
+      await Promise.all(clients.map((client) => client.close()));
+      await app.close();
+    },
+  };
+}
