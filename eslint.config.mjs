@@ -35,7 +35,7 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   {
-    files: ['client/**/*.js', 'client/**/*.html'],
+    files: ['client/**/*.js'],
     languageOptions: {
       globals: { window: 'readonly', document: 'readonly', WebSocket: 'readonly' },
     },
