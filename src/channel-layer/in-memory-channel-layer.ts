@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import {
   ChannelLayer,
   ChannelLayerOptions,
@@ -27,6 +27,9 @@ export interface InMemoryChannelLayerOptions extends ChannelLayerOptions {
    */
   clock?: () => number;
 }
+
+/** DI token for {@link InMemoryChannelLayerOptions}, when the layer is built by Nest. */
+export const IN_MEMORY_CHANNEL_LAYER_OPTIONS = Symbol('IN_MEMORY_CHANNEL_LAYER_OPTIONS');
 
 interface Queued {
   readonly message: ChannelMessage;
@@ -68,7 +71,9 @@ export class InMemoryChannelLayer extends ChannelLayer {
   private readonly sweeper: NodeJS.Timeout;
   private closed = false;
 
-  constructor(options: InMemoryChannelLayerOptions = {}) {
+  constructor(
+    @Optional() @Inject(IN_MEMORY_CHANNEL_LAYER_OPTIONS) options: InMemoryChannelLayerOptions = {},
+  ) {
     super();
     this.expiryMs = positiveSeconds(options.expiry ?? 60, 'expiry') * 1000;
     this.groupExpiryMs = positiveSeconds(options.groupExpiry ?? 86400, 'groupExpiry') * 1000;

@@ -1,4 +1,5 @@
-import { Inject, Logger } from '@nestjs/common';
+import type { IncomingMessage } from 'node:http';
+import { HttpException, Inject, Logger } from '@nestjs/common';
 import {
   ConnectedSocket,
   MessageBody,
@@ -14,11 +15,19 @@ import { ChannelLayer, ChannelMessage } from '../channel-layer/channel-layer';
 import { ChannelLayerUnavailable } from '../channel-layer/channel-layer.errors';
 import { CHAT_WS_SERVER, RAW_FRAME_EVENT } from './chat-ws.adapter';
 import { CHAT_MODULE_OPTIONS } from './chat.module-definition';
-import { ChatModuleOptions, ResolvedChatOptions, resolveChatOptions } from './chat.options';
+import {
+  ChatConnectionInfo,
+  ChatModuleOptions,
+  ChatUser,
+  ConnectionHook,
+  ResolvedChatOptions,
+  resolveChatOptions,
+} from './chat.options';
 import {
   CHAT_MESSAGE,
   CONNECTION_ESTABLISHED,
   ChatFrame,
+  ChatMessageRejected,
   CloseCode,
   ErrorCode,
   ProtocolError,
@@ -29,6 +38,12 @@ import {
 /** One socket's membership: its layer channel and where it stands in joining. */
 interface Connection {
   readonly socket: WebSocket;
+  /** What hooks see; the user travels with the connection from the handshake on. */
+  readonly info: ChatConnectionInfo;
+  /** The sender name on this socket's chat messages. */
+  readonly userName?: string;
+  /** Frames waiting for an async `onMessage` hook, so each sender's order holds. */
+  hookQueue?: Promise<void>;
   channel?: string;
   detach?: () => void;
   /** Settles once the socket is in its group and greeted; frames wait for it. */
@@ -38,6 +53,9 @@ interface Connection {
   /** Group messages that arrived before the greeting went out (rare; allocated only then). */
   early?: ChannelMessage[];
 }
+
+/** ws' verifyClient callback: accept, or refuse with an HTTP status. */
+type VerifyDone = (accept: boolean, status?: number, message?: string) => void;
 
 // ws merges send options into a fresh object anyway; a shared constant keeps ours allocation-free.
 const TEXT = { binary: false } as const;
@@ -53,6 +71,8 @@ export class ChatGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   private readonly logger = new Logger('ChatGateway');
   private readonly options: ResolvedChatOptions;
   private readonly connections = new Map<WebSocket, Connection>();
+  /** Users admitted by `authenticate`, from the handshake until the socket opens. */
+  private readonly admitted = new WeakMap<IncomingMessage, ChatUser>();
   /** The last chat message serialized: every member of one groupSend gets the same object. */
   private lastChat?: ChannelMessage;
   private lastChatFrame = Buffer.alloc(0);
@@ -64,7 +84,13 @@ export class ChatGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     this.options = resolveChatOptions(options);
     Reflect.defineMetadata(
       GATEWAY_OPTIONS,
-      { path: this.options.path, maxPayload: this.options.maxFrameBytes },
+      {
+        path: this.options.path,
+        maxPayload: this.options.maxFrameBytes,
+        verifyClient: this.options.authenticate
+          ? (info: { req: IncomingMessage }, done: VerifyDone) => void this.admit(info.req, done)
+          : undefined,
+      },
       new.target,
     );
   }
@@ -77,8 +103,15 @@ export class ChatGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     }
   }
 
-  handleConnection(socket: WebSocket): void {
-    const connection: Connection = { socket, joined: false, closed: false };
+  handleConnection(socket: WebSocket, request: IncomingMessage): void {
+    const user = this.admitted.get(request);
+    const connection: Connection = {
+      socket,
+      info: { user, group: this.options.group, request },
+      userName: user ? (user.name ?? user.id) : undefined,
+      joined: false,
+      closed: false,
+    };
     this.connections.set(socket, connection);
     // Nest calls this from an rxjs subscriber: a throw or rejection here would reach the
     // process, so every failure ends in failJoin.
@@ -92,7 +125,8 @@ export class ChatGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     if (!connection) return;
     this.connections.delete(socket);
     connection.closed = true;
-    if (connection.joined) void this.leave(connection);
+    if (!connection.joined) return;
+    void this.leave(connection).then(() => this.notify(this.options.onDisconnect, connection));
   }
 
   @SubscribeMessage(RAW_FRAME_EVENT)
@@ -110,8 +144,43 @@ export class ChatGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
       connection.socket.send(frame.toFrame());
       return;
     }
+    if (!this.options.onMessage) return this.broadcast(connection, frame.message);
+    // The hook may be async: chain per connection so a sender's messages keep their order.
+    connection.hookQueue = (connection.hookQueue ?? Promise.resolve()).then(() =>
+      this.screen(connection, frame.message),
+    );
+  }
+
+  private async screen(connection: Connection, message: string): Promise<void> {
+    const hook = this.options.onMessage;
+    let screened: string;
+    try {
+      screened = await (hook as NonNullable<typeof hook>)({ ...connection.info, message });
+      if (typeof screened !== 'string') throw new TypeError('onMessage must return a string');
+    } catch (error) {
+      if (connection.socket.readyState !== WebSocket.OPEN) return;
+      if (error instanceof ChatMessageRejected) {
+        connection.socket.send(errorFrame(error.code, error.message));
+      } else {
+        this.logger.error(`onMessage hook failed: ${describe(error)}`);
+        connection.socket.send(
+          errorFrame(ErrorCode.InternalError, 'message not sent: server error'),
+        );
+      }
+      return;
+    }
+    this.broadcast(connection, screened);
+  }
+
+  private broadcast(connection: Connection, message: string): void {
+    const user = connection.userName;
     this.layer
-      .groupSend(this.options.group, { type: CHAT_MESSAGE, message: frame.message })
+      .groupSend(
+        this.options.group,
+        user === undefined
+          ? { type: CHAT_MESSAGE, message }
+          : { type: CHAT_MESSAGE, message, user },
+      )
       .catch((error: unknown) => this.reportSendFailure(connection, error));
   }
 
@@ -134,6 +203,7 @@ export class ChatGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   private chatFrame(message: ChannelMessage): Buffer {
     if (message !== this.lastChat) {
       const frame: ChatFrame = { type: 'chat', message: String(message.message) };
+      if (typeof message.user === 'string') frame.user = message.user;
       this.lastChatFrame = Buffer.from(JSON.stringify(frame));
       this.lastChat = message;
     }
@@ -159,6 +229,32 @@ export class ChatGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     const early = connection.early;
     connection.early = undefined;
     early?.forEach((message) => this.dispatch(connection, message));
+    await this.notify(this.options.onConnect, connection);
+  }
+
+  /** The handshake's verdict, from the host's `authenticate` hook. */
+  private async admit(request: IncomingMessage, done: VerifyDone): Promise<void> {
+    try {
+      const user = await (
+        this.options.authenticate as NonNullable<ChatModuleOptions['authenticate']>
+      )(request);
+      if (!user) return done(false, 401, 'Unauthorized');
+      this.admitted.set(request, user);
+      done(true);
+    } catch (error) {
+      if (error instanceof HttpException) return done(false, error.getStatus(), error.message);
+      this.logger.error(`authenticate hook failed: ${describe(error)}`);
+      done(false, 500, 'Internal Server Error');
+    }
+  }
+
+  private async notify(hook: ConnectionHook | undefined, connection: Connection): Promise<void> {
+    if (!hook) return;
+    try {
+      await hook(connection.info);
+    } catch (error) {
+      this.logger.error(`connection hook failed: ${describe(error)}`);
+    }
   }
 
   private async leave(connection: Connection): Promise<void> {

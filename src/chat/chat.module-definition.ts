@@ -1,10 +1,34 @@
-import { ConfigurableModuleBuilder } from '@nestjs/common';
-import { ChatModuleOptions } from './chat.options';
+import { join } from 'node:path';
+import { ConfigurableModuleBuilder, DynamicModule } from '@nestjs/common';
+import { ServeStaticModule } from '@nestjs/serve-static';
+import { ChatModuleExtras, ChatModuleOptions } from './chat.options';
 
-/** `forRoot` / `forRootAsync` for free, as in nestjs/cache-manager. */
+/** Where the lobby page lives, from src/ (tests) and dist/ (the package) alike. */
+export const LOBBY_DIR = join(__dirname, '..', '..', 'client');
+
+/**
+ * `forRoot` / `forRootAsync` for free, as in nestjs/cache-manager. `lobby` is an extra: it decides
+ * what the module imports, so it cannot come from an async factory.
+ */
 export const {
   ConfigurableModuleClass: ChatConfigurableModule,
   MODULE_OPTIONS_TOKEN: CHAT_MODULE_OPTIONS,
   OPTIONS_TYPE: CHAT_OPTIONS_TYPE,
   ASYNC_OPTIONS_TYPE: CHAT_ASYNC_OPTIONS_TYPE,
-} = new ConfigurableModuleBuilder<ChatModuleOptions>().setClassMethodName('forRoot').build();
+} = new ConfigurableModuleBuilder<ChatModuleOptions>()
+  .setClassMethodName('forRoot')
+  .setExtras<ChatModuleExtras>({ lobby: false }, withLobby)
+  .build();
+
+function withLobby(module: DynamicModule, { lobby }: ChatModuleExtras): DynamicModule {
+  if (!lobby) return module;
+  const serveRoot =
+    typeof lobby === 'object' && lobby.route && lobby.route !== '/' ? lobby.route : '';
+  return {
+    ...module,
+    imports: [
+      ...(module.imports ?? []),
+      ServeStaticModule.forRoot({ rootPath: LOBBY_DIR, serveRoot, renderPath: serveRoot || '/' }),
+    ],
+  };
+}

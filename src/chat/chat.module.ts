@@ -1,6 +1,15 @@
-import { DynamicModule, Inject, Module, OnApplicationShutdown, Provider } from '@nestjs/common';
+import {
+  DynamicModule,
+  Inject,
+  Module,
+  OnApplicationShutdown,
+  Provider,
+  Type,
+} from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
 import { ChannelLayer } from '../channel-layer/channel-layer';
 import { InMemoryChannelLayer } from '../channel-layer/in-memory-channel-layer';
+import { ChatRooms } from './chat-rooms';
 import { ChatGateway } from './chat.gateway';
 import {
   CHAT_ASYNC_OPTIONS_TYPE,
@@ -8,26 +17,55 @@ import {
   CHAT_OPTIONS_TYPE,
   ChatConfigurableModule,
 } from './chat.module-definition';
-import { ChatModuleOptions } from './chat.options';
+import { ChannelLayerSource, ChatModuleOptions } from './chat.options';
 
-/** The layer is built here only, so `overrideProvider(ChannelLayer)` replaces it in tests. */
-const layerProvider: Provider = {
-  provide: ChannelLayer,
-  useFactory: (options: ChatModuleOptions) => options.layer ?? new InMemoryChannelLayer(),
-  inject: [CHAT_MODULE_OPTIONS],
-};
+/** The layer a module built (and so closes), or the caller's (who closes it). */
+interface LayerHandle {
+  layer: ChannelLayer;
+  owned: boolean;
+}
+
+const LAYER_HANDLE = Symbol('chat-layer-handle');
+
+/** Layers are built here only, so `overrideProvider(ChannelLayer)` replaces them in tests. */
+const layerProviders: Provider[] = [
+  {
+    provide: LAYER_HANDLE,
+    useFactory: (options: ChatModuleOptions, moduleRef: ModuleRef) =>
+      buildLayer(options.layer, moduleRef),
+    inject: [CHAT_MODULE_OPTIONS, ModuleRef],
+  },
+  {
+    provide: ChannelLayer,
+    useFactory: (handle: LayerHandle) => handle.layer,
+    inject: [LAYER_HANDLE],
+  },
+];
+
+async function buildLayer(
+  source: ChannelLayerSource | undefined,
+  moduleRef: ModuleRef,
+): Promise<LayerHandle> {
+  if (source === undefined) return { layer: new InMemoryChannelLayer(), owned: true };
+  if (source instanceof ChannelLayer) return { layer: source, owned: false };
+  if (source.prototype instanceof ChannelLayer) {
+    return { layer: await moduleRef.create(source as Type<ChannelLayer>), owned: true };
+  }
+  const layer = await (source as () => ChannelLayer | Promise<ChannelLayer>)();
+  if (!(layer instanceof ChannelLayer)) {
+    throw new TypeError('ChatModule: the layer factory must return a ChannelLayer');
+  }
+  return { layer, owned: true };
+}
 
 /**
  * The seed's chat as a module: a WebSocket gateway on a `ChannelLayer`, in memory unless a layer
- * is given. Exports `ChannelLayer`, so the app can `groupSend` to rooms from anywhere.
+ * is given. Exports `ChannelLayer` and `ChatRooms`, so the app reaches rooms from anywhere.
  * Needs `app.useWebSocketAdapter(new ChatWsAdapter(app))`.
  */
 @Module({})
 export class ChatModule extends ChatConfigurableModule implements OnApplicationShutdown {
-  constructor(
-    @Inject(CHAT_MODULE_OPTIONS) private readonly options: ChatModuleOptions,
-    private readonly layer: ChannelLayer,
-  ) {
+  constructor(@Inject(LAYER_HANDLE) private readonly handle: LayerHandle) {
     super();
   }
 
@@ -41,7 +79,7 @@ export class ChatModule extends ChatConfigurableModule implements OnApplicationS
 
   /** Runs after the WebSocket servers closed, so sockets could still leave their groups. */
   async onApplicationShutdown(): Promise<void> {
-    if (!this.options.layer) await this.layer.close();
+    if (this.handle.owned) await this.handle.layer.close();
   }
 }
 
@@ -50,7 +88,7 @@ function withGateway(module: DynamicModule): DynamicModule {
   class ModuleChatGateway extends ChatGateway {}
   return {
     ...module,
-    providers: [...(module.providers ?? []), layerProvider, ModuleChatGateway],
-    exports: [...(module.exports ?? []), ChannelLayer],
+    providers: [...(module.providers ?? []), ...layerProviders, ChatRooms, ModuleChatGateway],
+    exports: [...(module.exports ?? []), ChannelLayer, ChatRooms],
   };
 }

@@ -1,4 +1,79 @@
+import type { IncomingMessage } from 'node:http';
+import type { Type } from '@nestjs/common';
 import type { ChannelLayer } from '../channel-layer/channel-layer';
+
+/** Who is on the other end of a socket, as the host's `authenticate` hook decided. */
+export interface ChatUser {
+  /** A stable identifier from the host (user id, session id). */
+  id: string;
+  /** The name shown on the user's chat frames; `id` when absent. */
+  name?: string;
+  /** Anything else the host wants to carry with the connection. */
+  [key: string]: unknown;
+}
+
+/** What hooks know about a connection. */
+export interface ChatConnectionInfo {
+  /** The user `authenticate` returned, or undefined when the module has no such hook. */
+  user?: ChatUser;
+  /** The group (room) the socket is in. */
+  group: string;
+  /** The upgrade request: headers, cookies, URL. */
+  request: IncomingMessage;
+}
+
+/** An incoming chat message, as `onMessage` sees it. */
+export interface IncomingChatMessage extends ChatConnectionInfo {
+  /** The text the client sent. */
+  message: string;
+}
+
+/**
+ * Decides who a handshake belongs to. Return the user, or `null`/`undefined` to refuse it with
+ * HTTP 401 (no socket is opened). Throw an `HttpException` to refuse with its status.
+ */
+export type AuthenticateHook = (
+  request: IncomingMessage,
+) => ChatUser | null | undefined | Promise<ChatUser | null | undefined>;
+
+/**
+ * Checks or changes a message before it is broadcast: return the text to send (the same,
+ * stripped or enriched), or throw `ChatMessageRejected` to answer the sender with an error frame.
+ * An async hook keeps each sender's order.
+ */
+export type MessageHook = (message: IncomingChatMessage) => string | Promise<string>;
+
+/** Observes a socket that joined or left. Errors are logged, never sent to clients. */
+export type ConnectionHook = (connection: ChatConnectionInfo) => void | Promise<void>;
+
+/**
+ * The layer: an instance (yours: you close it), a class (built with the module's DI, closed by
+ * the module) or a factory (its result is closed by the module).
+ */
+export type ChannelLayerSource =
+  ChannelLayer | Type<ChannelLayer> | (() => ChannelLayer | Promise<ChannelLayer>);
+
+/** Serving the lobby page. */
+export interface LobbyOptions {
+  /**
+   * The route the lobby is served at. The page connects to `/ws/socket-server/`, so keep the
+   * default `path` when you serve it.
+   * @default '/'
+   */
+  route?: string;
+}
+
+/**
+ * Options that shape the module itself, so they are given to `forRoot` / `forRootAsync` directly
+ * (beside `useFactory`), not returned by a factory.
+ */
+export interface ChatModuleExtras {
+  /**
+   * Serve the lobby page (`client/`) with `@nestjs/serve-static`; `true` serves it at `/`.
+   * @default false
+   */
+  lobby?: boolean | LobbyOptions;
+}
 
 /** Options of {@link ChatModule}; every one has a default. */
 export interface ChatModuleOptions {
@@ -13,11 +88,24 @@ export interface ChatModuleOptions {
    */
   group?: string;
   /**
-   * The channel layer. When absent the module provides an `InMemoryChannelLayer` it owns and
-   * closes; a layer given here belongs to the caller, who closes it.
-   * @default a new InMemoryChannelLayer
+   * The channel layer.
+   * @default a new InMemoryChannelLayer, owned and closed by the module
    */
-  layer?: ChannelLayer;
+  layer?: ChannelLayerSource;
+  /**
+   * Decides who a handshake belongs to; see {@link AuthenticateHook}.
+   * @default every handshake is accepted, with no user
+   */
+  authenticate?: AuthenticateHook;
+  /**
+   * Checks or changes each message before it is broadcast; see {@link MessageHook}.
+   * @default messages are broadcast as sent
+   */
+  onMessage?: MessageHook;
+  /** Called once a socket has joined its group and been greeted. @default none */
+  onConnect?: ConnectionHook;
+  /** Called once a joined socket has left. @default none */
+  onDisconnect?: ConnectionHook;
   /**
    * Largest incoming frame in bytes; a larger one closes the socket with 1009.
    * @default 262144 (256 KiB)
@@ -31,10 +119,6 @@ export interface ChatModuleOptions {
   maxBufferedBytes?: number;
 }
 
-/** The options with every default applied. */
-export type ResolvedChatOptions = Required<Omit<ChatModuleOptions, 'layer'>> &
-  Pick<ChatModuleOptions, 'layer'>;
-
 /** Defaults of {@link ChatModuleOptions}. */
 export const CHAT_DEFAULTS = {
   path: '/ws/socket-server',
@@ -43,13 +127,20 @@ export const CHAT_DEFAULTS = {
   maxBufferedBytes: 1024 * 1024,
 } as const;
 
+/** The options the gateway runs on, defaults applied. */
+export type ResolvedChatOptions = Omit<ChatModuleOptions, keyof typeof CHAT_DEFAULTS> & {
+  -readonly [K in keyof typeof CHAT_DEFAULTS]: (typeof CHAT_DEFAULTS)[K] extends string
+    ? string
+    : number;
+};
+
 /** Applies defaults. */
 export function resolveChatOptions(options: ChatModuleOptions = {}): ResolvedChatOptions {
   return {
+    ...options,
     path: options.path ?? CHAT_DEFAULTS.path,
     group: options.group ?? CHAT_DEFAULTS.group,
     maxFrameBytes: options.maxFrameBytes ?? CHAT_DEFAULTS.maxFrameBytes,
     maxBufferedBytes: options.maxBufferedBytes ?? CHAT_DEFAULTS.maxBufferedBytes,
-    layer: options.layer,
   };
 }

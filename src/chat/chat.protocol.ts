@@ -13,12 +13,14 @@ export interface ConnectionEstablishedFrame {
 export interface ChatFrame {
   type: 'chat';
   message: string;
+  /** The sender's name, when the host authenticates users (an added field). */
+  user?: string;
 }
 
 /** Sent to the one client whose frame could not be handled; the socket stays open. */
 export interface ErrorFrame {
   type: 'error';
-  code: ErrorCode;
+  code: ErrorCode | string;
   message: string;
 }
 
@@ -44,6 +46,8 @@ export const ErrorCode = {
   EmptyFrame: 'empty_frame',
   /** A binary frame: the protocol is JSON text. */
   BinaryFrame: 'binary_frame',
+  /** The host's `onMessage` hook refused the message (hosts may use codes of their own). */
+  MessageRejected: 'message_rejected',
   /** The channel layer (e.g. Redis) is unreachable: the message was not sent. */
   LayerUnavailable: 'layer_unavailable',
   /** Anything else that went wrong on the server; the message was not sent. */
@@ -71,6 +75,21 @@ export const CONNECTION_ESTABLISHED = JSON.stringify({
 /** The layer message type a chat message travels as; selects the gateway's chat handler. */
 export const CHAT_MESSAGE = 'chat.message';
 
+/**
+ * Thrown by an `onMessage` hook to refuse a message: the sender gets
+ * `{"type":"error","code":code,"message":message}` and nobody else sees anything.
+ */
+export class ChatMessageRejected extends Error {
+  override readonly name = 'ChatMessageRejected';
+
+  constructor(
+    message: string,
+    readonly code: string = ErrorCode.MessageRejected,
+  ) {
+    super(message);
+  }
+}
+
 /** A frame that could not be parsed, as the error to send back. */
 export class ProtocolError {
   constructor(
@@ -85,7 +104,7 @@ export class ProtocolError {
 }
 
 /** A serialized error frame. */
-export function errorFrame(code: ErrorCode, message: string): string {
+export function errorFrame(code: ErrorCode | string, message: string): string {
   return JSON.stringify({ type: 'error', code, message } satisfies ErrorFrame);
 }
 

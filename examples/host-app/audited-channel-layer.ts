@@ -1,0 +1,11 @@
+import { ChannelMessage, InMemoryChannelLayer } from '../../src';
+
+/** The host's custom layer: in memory, and it keeps a count of what went through groupSend. */
+export class AuditedChannelLayer extends InMemoryChannelLayer {
+  readonly sentByGroup = new Map<string, number>();
+
+  override async groupSend(group: string, message: ChannelMessage): Promise<void> {
+    await super.groupSend(group, message);
+    this.sentByGroup.set(group, (this.sentByGroup.get(group) ?? 0) + 1);
+  }
+}

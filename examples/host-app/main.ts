@@ -1,0 +1,14 @@
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import { ChatWsAdapter } from '../../src';
+import { HostModule } from './host.module';
+
+/** `npx ts-node examples/host-app/main.ts`, or compiled: an existing app with the chat added. */
+async function main(): Promise<void> {
+  const app = await NestFactory.create(HostModule);
+  app.useWebSocketAdapter(new ChatWsAdapter(app));
+  app.enableShutdownHooks();
+  await app.listen(Number(process.env.PORT ?? 3000), '127.0.0.1');
+}
+
+void main();
