@@ -108,6 +108,16 @@ export abstract class ChannelLayer {
   /** Drops every channel, message and group of this layer. */
   abstract flush(): Promise<void>;
 
+  /**
+   * Resolves when the layer can serve calls, rejects when it cannot (closed, backend down). The
+   * readiness check (`GET /health/ready`) calls it. The default reads a group's members, which
+   * reaches a remote backend and fails on a closed layer; a layer may override it with something
+   * cheaper, such as Redis' `PING`.
+   */
+  async ping(): Promise<void> {
+    await this.groupChannels('health.ping');
+  }
+
   /** Releases what the layer holds; pending receives reject. Safe to call twice. */
   abstract close(): Promise<void>;
 }
