@@ -1,0 +1,747 @@
+'use strict';
+/**
+ * `npm run bench`: fan-out benchmark of our app against a naive raw-ws broadcast server (issue 6).
+ *
+ * Starts, in one run, each server as a child process — our app on the in-memory layer, our app as
+ * two processes on Redis with the clients split over both, and bench/baseline-server.js — and
+ * drives the same workloads at each from load-generator worker processes (bench/loadgen.js).
+ * Prints, per workload and server: delivered messages/s, server CPU-seconds per 1000 deliveries,
+ * latency p50/p99 over every receiver, server RSS per connection, connections/s, the harness's own
+ * CPU, losses/duplicates/order violations; then our figures as ratios to the baseline's.
+ * Exits non-zero if any message was lost, duplicated or reordered.
+ *
+ * Flags:
+ *   --quick            CI smoke: 100 clients × 1 sender for a few seconds per server + idle sample
+ *   --only=a,b         workloads whose name contains one of these
+ *   --servers=a,b      subset of: app-memory, app-redis, baseline
+ *   --workers=N        load-generator processes (default: max(2, nproc))
+ *   --duration=S       measured seconds per messaging workload (default 5; quick 3)
+ *   --profile          also run app-memory and baseline under `node --cpu-prof` on one fan-out
+ *                      workload and summarize the profiles (bench/profile-summary.js)
+ *   --redis-url=URL    use this Redis instead of a private redis-server started for the run
+ * Output: the table on stdout; JSON and Markdown copies under bench/out/.
+ */
+const { execFileSync, spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { WebSocket } = require('ws');
+const { Histogram } = require('./lib/histogram');
+const {
+  machineBusySeconds,
+  sumCpu,
+  sumRss,
+  freePort,
+  spawnWithFdLimit,
+  sleep,
+  cpuSeconds,
+} = require('./lib/proc');
+
+const ROOT = path.resolve(__dirname, '..');
+const OUT = path.join(__dirname, 'out');
+const WS_PATH = '/ws/socket-server/';
+const APP_MAIN = path.join(ROOT, 'dist', 'main.js');
+
+// ---------------------------------------------------------------------------------------------
+// Options and workloads
+
+const argv = process.argv.slice(2);
+const flag = (/** @type {string} */ name) => argv.includes(`--${name}`);
+const opt = (/** @type {string} */ name) =>
+  argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+
+const QUICK = flag('quick');
+const PROFILE = flag('profile');
+const WORKERS = Number(opt('workers') ?? Math.max(2, os.cpus().length));
+const DURATION_S = Number(opt('duration') ?? (QUICK ? 3 : 5));
+const WARMUP_S = QUICK ? 1 : 2;
+const ONLY = opt('only')?.split(',');
+const SERVERS = opt('servers')?.split(',') ?? ['app-memory', 'app-redis', 'baseline'];
+/** Source addresses for client sockets, so ephemeral ports never run short. */
+/** How long receivers may take to get every message after the senders stop. */
+const DRAIN_TIMEOUT_MS = 15000;
+/** Source addresses for client sockets, so ephemeral ports never run short. */
+const LOCAL_ADDRESSES = ['127.0.0.1', '127.0.0.2', '127.0.0.3', '127.0.0.4'];
+
+/**
+ * @typedef {object} Workload
+ * @property {string} name
+ * @property {number} clients
+ * @property {number} senders
+ * @property {number} rooms  1 = everyone in the seed's group (no ?room)
+ * @property {boolean} [idle] connect, measure memory and connections/s, send nothing
+ * @property {number} [rate] open loop: messages/s per sender (else closed loop)
+ */
+
+/** @type {Workload[]} */
+const FULL = [
+  { name: '100c×1s', clients: 100, senders: 1, rooms: 1 },
+  { name: '100c×10s', clients: 100, senders: 10, rooms: 1 },
+  { name: '1000c×1s', clients: 1000, senders: 1, rooms: 1 },
+  { name: '1000c×10s', clients: 1000, senders: 10, rooms: 1 },
+  { name: '5000c×1s', clients: 5000, senders: 1, rooms: 1 },
+  { name: '5000c×10s', clients: 5000, senders: 10, rooms: 1 },
+  { name: '10rooms×100c', clients: 1000, senders: 10, rooms: 10 },
+  { name: 'open 1000c 2×10/s', clients: 1000, senders: 2, rooms: 1, rate: 10 },
+  { name: 'idle 10000c', clients: 10000, senders: 0, rooms: 1, idle: true },
+];
+/** @type {Workload[]} */
+const QUICK_SET = [
+  { name: '100c×1s', clients: 100, senders: 1, rooms: 1 },
+  { name: 'idle 1000c', clients: 1000, senders: 0, rooms: 1, idle: true },
+];
+/** The fan-out workload profiled with --profile. */
+const PROFILE_WORKLOAD = { name: 'profile 1000c×1s', clients: 1000, senders: 1, rooms: 1 };
+
+const workloads = (QUICK ? QUICK_SET : FULL).filter(
+  (w) => !ONLY || ONLY.some((o) => w.name.includes(o)),
+);
+
+// ---------------------------------------------------------------------------------------------
+// Load-generator workers
+
+/**
+ * @typedef {object} Worker
+ * @property {import('node:child_process').ChildProcess} proc
+ * @property {(cmd: string, args?: object) => Promise<any>} call
+ * @property {(sid: number, seq: number) => void} onAck set by the closed loop's relay
+ */
+
+/** @returns {Worker} */
+function startWorker() {
+  const proc = spawnWithFdLimit(process.execPath, [path.join(__dirname, 'loadgen.js')], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  let nextId = 1;
+  /** @type {Map<number, { resolve: (v: any) => void, reject: (e: Error) => void }>} */
+  const pending = new Map();
+  /** @type {Worker} */
+  const worker = {
+    proc,
+    onAck: () => {},
+    call: (cmd, args = {}) =>
+      new Promise((resolve, reject) => {
+        const id = nextId++;
+        pending.set(id, { resolve, reject });
+        proc.send({ id, cmd, args });
+      }),
+  };
+  proc.on('message', (/** @type {any} */ msg) => {
+    if (msg.ev === 'ack') return worker.onAck(msg.sid, msg.s);
+    const p = pending.get(msg.id);
+    if (!p) return;
+    pending.delete(msg.id);
+    if (msg.ok) p.resolve(msg.result);
+    else p.reject(new Error(msg.error));
+  });
+  proc.on('exit', (code) => {
+    for (const p of pending.values()) p.reject(new Error(`load generator exited with ${code}`));
+    pending.clear();
+  });
+  return worker;
+}
+
+/**
+ * Closed loop relay: when every worker with receivers in a sender's room has acked its message,
+ * tells the sender's worker to send the next one.
+ * @param {Worker[]} workers @param {{ sids: number[], roomSize: Record<string, number> }[]} setups
+ * @param {number[]} roomsOfSenders
+ */
+function relayAcks(workers, setups, roomsOfSenders) {
+  const host = new Map();
+  setups.forEach((s, i) => s.sids.forEach((sid) => host.set(sid, workers[i])));
+  const needed = roomsOfSenders.map(
+    (room) => setups.filter((s) => (s.roomSize[room] ?? 0) > 0).length,
+  );
+  const ackSeq = new Array(roomsOfSenders.length).fill(0);
+  const acks = new Array(roomsOfSenders.length).fill(0);
+  for (const w of workers) {
+    w.onAck = (sid, seq) => {
+      if (seq !== ackSeq[sid]) {
+        ackSeq[sid] = seq;
+        acks[sid] = 0;
+      }
+      if (++acks[sid] === needed[sid]) host.get(sid)?.proc.send({ cmd: 'next', args: { sid } });
+    };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers under test
+
+/**
+ * @typedef {object} Server
+ * @property {string} kind
+ * @property {number[]} pids
+ * @property {string[]} urls one per process; clients are spread over them
+ * @property {() => Promise<void>} stop
+ */
+
+/**
+ * Starts one server process and waits until a client gets the greeting.
+ * @param {string[]} args node arguments @param {NodeJS.ProcessEnv} env @param {number} port
+ */
+async function startProcess(args, env, port) {
+  const child = spawnWithFdLimit(process.execPath, args, {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  const keep = (/** @type {Buffer} */ d) => {
+    log = (log + d).slice(-4000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  /** @type {number | null} */
+  let exitCode = null;
+  const exited = new Promise((resolve) =>
+    child.on('exit', (code, signal) => {
+      exitCode = code ?? -1;
+      resolve(signal ?? code);
+    }),
+  );
+  const url = `ws://127.0.0.1:${port}${WS_PATH}`;
+  const deadline = Date.now() + 20000;
+  for (;;) {
+    if (exitCode !== null) throw new Error(`exited with ${exitCode} at startup: ${lastLines(log)}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`no greeting within 20 s: ${lastLines(log)}`);
+    }
+    try {
+      const ws = await open(url);
+      ws.close();
+      break;
+    } catch {
+      await sleep(100);
+    }
+  }
+  return {
+    pid: /** @type {number} */ (child.pid),
+    url,
+    stop: async () => {
+      if (exitCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 8000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/**
+ * @param {string} kind @param {{ redisUrl?: string, cpuProf?: string }} ctx
+ * @returns {Promise<Server>}
+ */
+async function startServer(kind, ctx) {
+  const prof = ctx.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${ctx.cpuProf}`] : [];
+  /** @type {{ pid: number, url: string, stop: () => Promise<void> }[]} */
+  let procs;
+  if (kind === 'baseline') {
+    const port = await freePort();
+    procs = [
+      await startProcess(
+        [...prof, path.join(__dirname, 'baseline-server.js'), String(port)],
+        {},
+        port,
+      ),
+    ];
+  } else {
+    if (!fs.existsSync(APP_MAIN)) throw new Error('dist/main.js missing: run `npm run build`');
+    const n = kind === 'app-redis' ? 2 : 1;
+    procs = [];
+    try {
+      for (let i = 0; i < n; i++) {
+        const port = await freePort();
+        const env = {
+          PORT: String(port),
+          HOST: '127.0.0.1',
+          LOG_LEVEL: 'warn',
+          CHANNEL_LAYER: kind === 'app-redis' ? 'redis' : 'memory',
+          ...(kind === 'app-redis' ? { REDIS_URL: ctx.redisUrl } : {}),
+        };
+        procs.push(await startProcess([...prof, APP_MAIN], env, port));
+      }
+    } catch (error) {
+      await Promise.all(procs.map((p) => p.stop()));
+      throw error;
+    }
+  }
+  return {
+    kind,
+    pids: procs.map((p) => p.pid),
+    urls: procs.map((p) => p.url),
+    stop: async () => {
+      await Promise.all(procs.map((p) => p.stop()));
+    },
+  };
+}
+
+/** Opens a socket and resolves with it once the greeting came. @param {string} url */
+function open(url, timeoutMs = 3000) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { perMessageDeflate: false });
+    const timer = setTimeout(() => (ws.terminate(), reject(new Error('no greeting'))), timeoutMs);
+    ws.once('error', (e) => (clearTimeout(timer), reject(e)));
+    ws.once('message', (data) => {
+      clearTimeout(timer);
+      /** @type {any} */ (ws).greeting = JSON.parse(String(data));
+      resolve(/** @type {WebSocket & { greeting: any }} */ (ws));
+    });
+  });
+}
+
+/** Resolves with the first chat frame `ws` receives, or null after `ms`. @param {WebSocket} ws */
+function nextChat(ws, ms) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => (ws.off('message', on), resolve(null)), ms);
+    const on = (/** @type {Buffer} */ data) => {
+      const frame = JSON.parse(String(data));
+      if (frame.type !== 'chat') return;
+      clearTimeout(timer);
+      ws.off('message', on);
+      resolve(frame);
+    };
+    ws.on('message', on);
+  });
+}
+
+/**
+ * Does the server keep rooms apart? Detected, not assumed: the greeting must name the room and a
+ * message in one room must not reach the other. @returns {Promise<string | null>} why not, or null
+ */
+async function probeRooms(/** @type {Server} */ server) {
+  const a = /** @type {any} */ (await open(`${server.urls[0]}?room=bench-probe-a`));
+  const b = /** @type {any} */ (await open(`${server.urls[0]}?room=bench-probe-b`));
+  try {
+    if (a.greeting.room !== 'bench-probe-a')
+      return 'greeting has no room field: rooms not supported yet';
+    const heardB = nextChat(b, 500);
+    const heardA = nextChat(a, 2000);
+    a.send(JSON.stringify({ message: 'probe' }));
+    if (!(await heardA)) return 'sender did not hear its own message in a room';
+    if (await heardB) return 'a message reached another room: rooms not isolated';
+    return null;
+  } finally {
+    a.close();
+    b.close();
+  }
+}
+
+/** Does a message sent on one process reach a client of the other? @returns {Promise<string | null>} */
+async function probeCrossProcess(/** @type {Server} */ server) {
+  const a = await open(server.urls[0]);
+  const b = await open(server.urls[1]);
+  try {
+    const heard = nextChat(b, 3000);
+    a.send(JSON.stringify({ message: 'probe' }));
+    return (await heard)
+      ? null
+      : 'messages do not cross processes (CHANNEL_LAYER=redis not in effect?)';
+  } finally {
+    a.close();
+    b.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One workload on one server
+
+/**
+ * Picks, for sender `sid`, a client in room `sid % rooms` on process `sid % urls`, spreading the
+ * senders over the clients (and so over the workers). @returns {number[]} client index per sender
+ */
+function assignSenders(/** @type {Workload} */ w, /** @type {number} */ nUrls) {
+  const taken = new Set();
+  const out = [];
+  for (let sid = 0; sid < w.senders; sid++) {
+    const room = sid % w.rooms;
+    const url = sid % nUrls;
+    let g = Math.floor((sid * w.clients) / w.senders);
+    let tries = 0;
+    while (taken.has(g) || g % w.rooms !== room || (tries < w.clients && g % nUrls !== url)) {
+      g = (g + 1) % w.clients;
+      if (++tries > 2 * w.clients) throw new Error(`cannot place sender ${sid}`);
+    }
+    taken.add(g);
+    out.push(g);
+  }
+  return out;
+}
+
+/**
+ * @param {Worker[]} workers @param {Server} server @param {Workload} w
+ * @param {{ durationS: number, record: boolean, roomsOfSenders: number[] }} p
+ */
+async function phase(workers, server, w, p) {
+  const harnessPids = [process.pid, ...workers.map((x) => /** @type {number} */ (x.proc.pid))];
+  const cpu0 = sumCpu(server.pids);
+  const h0 = sumCpu(harnessPids);
+  const busy0 = machineBusySeconds();
+  const t0 = process.hrtime.bigint();
+  await Promise.all(
+    workers.map((x) =>
+      x.call('start', { openLoop: w.rate !== undefined, ratePerSender: w.rate, record: p.record }),
+    ),
+  );
+  await sleep(p.durationS * 1000);
+  const stops = await Promise.all(workers.map((x) => x.call('stop')));
+  const sent = new Array(w.senders).fill(0);
+  const lastSeq = new Array(w.senders).fill(0);
+  for (const s of stops) {
+    for (const [sid, n] of Object.entries(s.sent)) sent[Number(sid)] += n;
+    for (const [sid, n] of Object.entries(s.last)) lastSeq[Number(sid)] = n;
+  }
+  const drains = await Promise.all(
+    workers.map((x) => x.call('drain', { sent, lastSeq, timeoutMs: DRAIN_TIMEOUT_MS })),
+  );
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = sumCpu(server.pids) - cpu0;
+  const harnessCpu = sumCpu(harnessPids) - h0;
+  // Everything else the box did meanwhile (other sessions, Redis, kernel threads): if this is
+  // large, the run competed for the CPU and its figures are not clean.
+  const otherCpu = Math.max(0, machineBusySeconds() - busy0 - cpu - harnessCpu);
+  const hist = new Histogram();
+  const total = { got: 0, dups: 0, disorder: 0, losses: 0, stray: 0, expected: 0 };
+  const short = drains.flatMap((d) => d.short);
+  for (const d of drains) {
+    hist.add(d.hist);
+    for (const k of /** @type {(keyof typeof total)[]} */ (Object.keys(total))) total[k] += d[k];
+  }
+  return {
+    wall,
+    cpu,
+    harnessCpu,
+    otherCpu,
+    hist,
+    short,
+    sent: sent.reduce((a, b) => a + b, 0),
+    ...total,
+  };
+}
+
+/**
+ * @param {Worker[]} workers @param {string} kind @param {Workload} w
+ * @param {{ redisUrl?: string, redisPid?: number, cpuProf?: string }} ctx
+ */
+async function runOne(workers, kind, w, ctx) {
+  /** @type {Record<string, any>} */
+  const row = { workload: w.name, server: kind, clients: w.clients };
+  /** @type {Server | undefined} */
+  let server;
+  try {
+    server = await startServer(kind, ctx);
+  } catch (error) {
+    return { ...row, na: `does not start: ${error instanceof Error ? error.message : error}` };
+  }
+  try {
+    if (kind === 'app-redis') {
+      const why = await probeCrossProcess(server);
+      if (why) return { ...row, na: why };
+    }
+    if (w.rooms > 1) {
+      const why = await probeRooms(server);
+      if (why) return { ...row, na: why };
+    }
+    await sleep(500);
+    const rss0 = sumRss(server.pids);
+    const t0 = process.hrtime.bigint();
+    const per = Math.ceil(w.clients / workers.length);
+    const conns = await Promise.all(
+      workers.map((x, i) =>
+        x.call('connect', {
+          urls: server?.urls,
+          first: i * per,
+          count: Math.max(0, Math.min(per, w.clients - i * per)),
+          rooms: w.rooms,
+          roomParam: w.rooms > 1,
+          concurrency: 64,
+          localAddresses: LOCAL_ADDRESSES,
+        }),
+      ),
+    );
+    const connectS = Number(process.hrtime.bigint() - t0) / 1e9;
+    const failures = conns.reduce((a, c) => a + c.failures, 0);
+    if (failures > 0) {
+      const errors = conns
+        .flatMap((c) => c.errors)
+        .slice(0, 3)
+        .join('; ');
+      row.error = `${failures} of ${w.clients} connections failed: ${errors}`;
+    }
+    await sleep(1000);
+    const rss1 = sumRss(server.pids);
+    Object.assign(row, {
+      connPerS: (w.clients - failures) / connectS,
+      kibPerConn: (rss1 - rss0) / w.clients,
+      rssMiB: rss1 / 1024,
+    });
+    if (w.idle || row.error) return row;
+
+    const assign = assignSenders(w, server.urls.length);
+    const roomsOfSenders = assign.map((g) => g % w.rooms);
+    const setups = await Promise.all(
+      workers.map((x) => x.call('setup', { assign, roomsOfSenders })),
+    );
+    relayAcks(workers, setups, roomsOfSenders);
+    await phase(workers, server, w, { durationS: WARMUP_S, record: false, roomsOfSenders });
+    const redisCpu0 = ctx.redisPid && kind === 'app-redis' ? cpuSeconds(ctx.redisPid) : 0;
+    const r = await phase(workers, server, w, {
+      durationS: DURATION_S,
+      record: true,
+      roomsOfSenders,
+    });
+    const redisCpu =
+      ctx.redisPid && kind === 'app-redis' ? cpuSeconds(ctx.redisPid) - redisCpu0 : 0;
+    Object.assign(row, {
+      sent: r.sent,
+      delivered: r.got,
+      msgPerS: r.got / r.wall,
+      cpuPer1k: r.got ? (r.cpu / r.got) * 1000 : NaN,
+      redisCpuPer1k: redisCpu && r.got ? (redisCpu / r.got) * 1000 : undefined,
+      serverCores: r.cpu / r.wall,
+      harnessCores: r.harnessCpu / r.wall,
+      otherCores: r.otherCpu / r.wall,
+      p50ms: r.hist.quantile(0.5) / 1000,
+      p99ms: r.hist.quantile(0.99) / 1000,
+      losses: r.losses,
+      dups: r.dups,
+      disorder: r.disorder,
+      stray: r.stray,
+      wallS: r.wall,
+      ...(r.losses ? { missing: r.short } : {}),
+    });
+    return row;
+  } catch (error) {
+    return { ...row, error: String(error instanceof Error ? error.message : error) };
+  } finally {
+    await Promise.all(workers.map((x) => x.call('close').catch(() => {})));
+    await server.stop();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redis
+
+/** A private redis-server for the run (isolated from anyone's tests), or the given URL. */
+async function startRedis() {
+  const given = opt('redis-url');
+  if (given) return { url: given, stop: async () => {} };
+  let bin;
+  try {
+    bin = execFileSync('bash', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).trim();
+  } catch {
+    bin = '';
+  }
+  if (!bin) return { url: 'redis://127.0.0.1:6379', stop: async () => {} };
+  const port = await freePort();
+  const child = spawn(
+    bin,
+    ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no'],
+    {
+      stdio: 'ignore',
+    },
+  );
+  for (let i = 0; i < 50; i++) {
+    try {
+      if (
+        execFileSync('redis-cli', ['-p', String(port), 'ping'], {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'ignore'],
+        }).includes('PONG')
+      )
+        break;
+    } catch {
+      /* not up yet */
+    }
+    await sleep(100);
+  }
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    pid: child.pid,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+const fmt = (/** @type {number | undefined} */ v, d = 0) =>
+  v === undefined || Number.isNaN(v)
+    ? '–'
+    : v.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+
+/** @param {Record<string, any>[]} rows */
+function table(rows) {
+  const head = [
+    'workload',
+    'server',
+    'msg/s',
+    'CPU s/1k',
+    'p50 ms',
+    'p99 ms',
+    'KiB/conn',
+    'conn/s',
+    'srv cores',
+    'harness cores',
+    'other cores',
+    'loss/dup/order',
+  ];
+  const body = rows.map((r) => {
+    if (r.na) return [r.workload, r.server, `n/a: ${r.na}`];
+    if (r.error && r.msgPerS === undefined && r.connPerS === undefined)
+      return [r.workload, r.server, `error: ${r.error}`];
+    return [
+      r.workload,
+      r.server,
+      fmt(r.msgPerS),
+      r.cpuPer1k === undefined
+        ? '–'
+        : fmt(r.cpuPer1k, 4) + (r.redisCpuPer1k ? ` (+redis ${fmt(r.redisCpuPer1k, 4)})` : ''),
+      fmt(r.p50ms, 2),
+      fmt(r.p99ms, 2),
+      fmt(r.kibPerConn, 1),
+      fmt(r.connPerS),
+      fmt(r.serverCores, 2),
+      fmt(r.harnessCores, 2),
+      fmt(r.otherCores, 2),
+      r.losses === undefined ? '–' : `${r.losses}/${r.dups}/${r.disorder}`,
+    ].concat(r.error ? [`error: ${r.error}`] : []);
+  });
+  return markdown(head, body);
+}
+
+/** @param {Record<string, any>[]} rows */
+function ratios(rows) {
+  const head = ['workload', 'server', 'msg/s ×', 'CPU/1k ×', 'p99 ×', 'KiB/conn ×', 'conn/s ×'];
+  const body = [];
+  for (const r of rows) {
+    if (r.server === 'baseline') continue;
+    const b = rows.find((x) => x.workload === r.workload && x.server === 'baseline');
+    if (!b || b.na || r.na) {
+      body.push([r.workload, r.server, r.na ? 'n/a' : 'no baseline']);
+      continue;
+    }
+    const x = (/** @type {string} */ k) =>
+      r[k] === undefined || !b[k] ? '–' : fmt(r[k] / b[k], 2);
+    body.push([
+      r.workload,
+      r.server,
+      x('msgPerS'),
+      x('cpuPer1k'),
+      x('p99ms'),
+      x('kibPerConn'),
+      x('connPerS'),
+    ]);
+  }
+  return markdown(head, body);
+}
+
+/** @param {string[]} head @param {string[][]} body */
+function markdown(head, body) {
+  const line = (/** @type {string[]} */ cells) => `| ${cells.join(' | ')} |`;
+  return [line(head), line(head.map(() => '---')), ...body.map(line)].join('\n');
+}
+
+const lastLines = (/** @type {string} */ s) => s.trim().split('\n').slice(-3).join(' / ');
+
+function machine() {
+  return {
+    nproc: os.cpus().length,
+    cpu: os.cpus()[0]?.model,
+    node: process.version,
+    kernel: os.release(),
+    memGiB: Math.round(os.totalmem() / 2 ** 30),
+    workers: WORKERS,
+    durationS: DURATION_S,
+    quick: QUICK,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  fs.mkdirSync(OUT, { recursive: true });
+  const m = machine();
+  console.log(
+    `fan-out bench${QUICK ? ' (quick)' : ''}: ${m.nproc} cores (${m.cpu}), node ${m.node}, linux ${m.kernel}; ` +
+      `${WORKERS} load-generator workers, ${DURATION_S} s per run after ${WARMUP_S} s warm-up; ` +
+      `load average ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+  );
+  const redis = SERVERS.includes('app-redis') ? await startRedis() : undefined;
+  const workers = Array.from({ length: WORKERS }, startWorker);
+  /** @type {Record<string, any>[]} */
+  const rows = [];
+  try {
+    for (const w of workloads) {
+      for (const kind of SERVERS) {
+        const row = await runOne(workers, kind, w, { redisUrl: redis?.url, redisPid: redis?.pid });
+        rows.push(row);
+        const brief = row.na
+          ? `n/a (${row.na})`
+          : row.msgPerS !== undefined
+            ? `${fmt(row.msgPerS)} msg/s, ${fmt(row.cpuPer1k, 4)} CPU s/1k, p99 ${fmt(row.p99ms, 2)} ms, loss/dup/order ${row.losses}/${row.dups}/${row.disorder}`
+            : `${fmt(row.kibPerConn, 1)} KiB/conn, ${fmt(row.connPerS)} conn/s`;
+        console.log(
+          `  ${w.name.padEnd(18)} ${kind.padEnd(10)} ${brief}${row.error ? ` error: ${row.error}` : ''}`,
+        );
+      }
+    }
+    if (PROFILE) await profile(workers, rows);
+  } finally {
+    for (const x of workers) x.proc.disconnect();
+    await redis?.stop();
+  }
+
+  const out = `${table(rows)}\n\nRatios to the baseline (same run; CPU, p99, KiB: lower is better; msg/s, conn/s: higher is better):\n\n${ratios(rows)}\n`;
+  console.log(`\n${out}`);
+  const bad = rows.filter((r) => !r.na && (r.losses || r.dups || r.disorder || r.error));
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  fs.writeFileSync(
+    path.join(OUT, `results-${stamp}.json`),
+    JSON.stringify({ machine: m, rows }, null, 2),
+  );
+  fs.writeFileSync(path.join(OUT, 'latest.md'), out);
+  console.log(
+    `cores = CPU-s / wall-s over the measured run (${m.nproc} on this box): srv = the server process(es), ` +
+      'harness = this script + its load generators, other = everything else on the machine.',
+  );
+  console.log(`written: bench/out/results-${stamp}.json, bench/out/latest.md`);
+  if (bad.length > 0) {
+    console.error(`FAIL: ${bad.length} run(s) lost, duplicated or reordered messages or errored`);
+    process.exitCode = 1;
+  }
+}
+
+/** Runs one fan-out workload on app-memory and baseline under --cpu-prof and summarizes. */
+async function profile(/** @type {Worker[]} */ workers, /** @type {Record<string, any>[]} */ rows) {
+  const { summarize } = require('./profile-summary');
+  for (const kind of ['app-memory', 'baseline']) {
+    const dir = path.join(OUT, 'profile', kind);
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(dir, { recursive: true });
+    const row = await runOne(workers, kind, PROFILE_WORKLOAD, { cpuProf: dir });
+    rows.push({ ...row, server: `${kind} (--cpu-prof)` });
+    const file = fs.readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+    if (!file) {
+      console.log(`no profile written for ${kind}`);
+      continue;
+    }
+    console.log(
+      `\nprofile of ${kind}, ${PROFILE_WORKLOAD.name} (bench/out/profile/${kind}/${file}):`,
+    );
+    console.log(summarize(path.join(dir, file), 15));
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
