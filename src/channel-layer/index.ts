@@ -2,3 +2,4 @@ export * from './channel-layer';
 export * from './channel-layer.errors';
 export * from './channel-names';
 export * from './in-memory-channel-layer';
+export * from './redis-channel-layer';

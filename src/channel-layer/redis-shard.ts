@@ -1,0 +1,308 @@
+import { Logger } from '@nestjs/common';
+import { Redis, RedisOptions } from 'ioredis';
+import { ChannelLayerUnavailable } from './channel-layer.errors';
+import { LuaScript } from './redis-scripts';
+
+/** One Redis host of a layer: a URL, ioredis options, or a client the caller owns. */
+export type RedisHost = string | RedisOptions | Redis;
+
+/** What a shard tells its layer. */
+export interface RedisShardEvents {
+  /** A message on a subscribed topic. */
+  message(topic: string, payload: string): void;
+  /** The command connection is back after an outage; Redis may have lost everything. */
+  restored(shard: RedisShard): void;
+  /** The subscriptions are back after an outage; wakes sent meanwhile were lost. */
+  resubscribed(shard: RedisShard): void;
+}
+
+/** How a shard connects; filled from the layer's options. */
+export interface RedisShardSettings {
+  readonly index: number;
+  readonly host: RedisHost;
+  /** Milliseconds a command, or the first connection, may take before failing. */
+  readonly timeoutMs: number;
+  readonly events: RedisShardEvents;
+  readonly logger: Logger;
+}
+
+const SUBSCRIBE_CHUNK = 1000;
+
+/**
+ * One Redis host: a command connection and a subscriber duplicated from it (pub/sub needs its
+ * own). Fails fast while Redis is away, with `ChannelLayerUnavailable`, rather than queueing
+ * commands it may never send or sending them twice; restores its subscriptions itself when Redis
+ * is back.
+ */
+export class RedisShard {
+  readonly index: number;
+  readonly client: Redis;
+  readonly subscriber: Redis;
+  /** Human-readable address, for errors and logs. */
+  readonly address: string;
+  /** Whether the layer created `client` (and so must close it). The subscriber is always ours. */
+  private readonly ownsClient: boolean;
+  /** Topics this shard should be subscribed to → the SUBSCRIBE in flight, or null once done. */
+  private readonly topics = new Map<string, Promise<void> | null>();
+  private readonly clientLink: Link;
+  private readonly subscriberLink: Link;
+  private readonly timeoutMs: number;
+  private readonly logger: Logger;
+  private readonly detachListeners: () => void;
+
+  constructor(settings: RedisShardSettings) {
+    const { host, timeoutMs, events } = settings;
+    this.index = settings.index;
+    this.timeoutMs = timeoutMs;
+    this.logger = settings.logger;
+    const failFast: RedisOptions = {
+      // Refuse commands while disconnected instead of queueing them for later.
+      enableOfflineQueue: false,
+      // Fail in-flight commands when the connection drops, and never resend them: a groupSend
+      // must be reported as failed, not delivered twice.
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      commandTimeout: timeoutMs,
+      lazyConnect: false,
+    };
+    if (isClient(host)) {
+      this.client = host;
+      this.ownsClient = false;
+      if (host.status === 'wait') host.connect().catch(() => undefined);
+    } else {
+      const defaults: RedisOptions = {
+        ...failFast,
+        connectTimeout: Math.max(timeoutMs, 1000),
+        retryStrategy: (attempt) => Math.min(50 * attempt, 1000),
+      };
+      this.client =
+        typeof host === 'string' ? new Redis(host, defaults) : new Redis({ ...defaults, ...host });
+      this.ownsClient = true;
+    }
+    // We restore subscriptions ourselves: ioredis only remembers those that succeeded.
+    this.subscriber = this.client.duplicate({ ...failFast, autoResubscribe: false });
+    this.address = `${this.client.options.host ?? '?'}:${this.client.options.port ?? '?'}`;
+    this.clientLink = new Link(this.client);
+    this.subscriberLink = new Link(this.subscriber);
+
+    const onMessage = (topic: string, payload: string): void => events.message(topic, payload);
+    const onClientReady = (): void => {
+      if (this.clientLink.recovering()) {
+        this.logger.log(`Redis ${this.address} is back; restoring memberships`);
+        events.restored(this);
+      }
+    };
+    const onSubscriberReady = (): void => {
+      const again = this.subscriberLink.recovering();
+      void this.resubscribe().then(() => {
+        if (again) events.resubscribed(this);
+      });
+    };
+    const onClientClose = (): void => {
+      if (this.clientLink.lost()) this.logger.warn(`Redis ${this.address} went away`);
+    };
+    const onSubscriberClose = (): void => void this.subscriberLink.lost();
+    // Errors surface as rejected commands and close events; without a listener ioredis would
+    // print each reconnect failure.
+    const ignore = (): void => undefined;
+    this.client.on('ready', onClientReady);
+    this.client.on('close', onClientClose);
+    if (this.ownsClient) this.client.on('error', ignore);
+    this.subscriber.on('message', onMessage);
+    this.subscriber.on('ready', onSubscriberReady);
+    this.subscriber.on('close', onSubscriberClose);
+    this.subscriber.on('error', ignore);
+    this.detachListeners = () => {
+      this.client.off('ready', onClientReady);
+      this.client.off('close', onClientClose);
+      // Our own clients keep `ignore`: a close racing the connect's ready check still errors.
+    };
+  }
+
+  /** Runs a Lua script by SHA, loading it if Redis does not know it (yet, or any more). */
+  async run(
+    script: LuaScript,
+    keys: readonly string[],
+    args: ReadonlyArray<string | number>,
+  ): Promise<unknown> {
+    if (this.client.status !== 'ready') await this.clientLink.usable(this.timeoutMs, this.address);
+    try {
+      return await this.client.evalsha(script.sha, keys.length, ...keys, ...args);
+    } catch (error) {
+      if (!(error instanceof Error && error.message.startsWith('NOSCRIPT')))
+        throw this.failure(error);
+    }
+    try {
+      return await this.client.eval(script.lua, keys.length, ...keys, ...args);
+    } catch (error) {
+      throw this.failure(error);
+    }
+  }
+
+  /** Runs one plain command on the command connection, with the same failure rules. */
+  async command<T>(call: (client: Redis) => Promise<T>): Promise<T> {
+    if (this.client.status !== 'ready') await this.clientLink.usable(this.timeoutMs, this.address);
+    try {
+      return await call(this.client);
+    } catch (error) {
+      throw this.failure(error);
+    }
+  }
+
+  /**
+   * Subscribes to `topic`; resolves once Redis confirmed it, so a publish after that is received.
+   * While Redis is away it rejects, but the topic stays wanted and is subscribed on reconnect.
+   */
+  subscribe(topic: string): Promise<void> {
+    const pending = this.topics.get(topic);
+    if (pending !== undefined) return pending ?? Promise.resolve();
+    const subscribing = this.subscribeNow([topic]).finally(() => {
+      if (this.topics.get(topic) === subscribing) this.topics.set(topic, null);
+    });
+    this.topics.set(topic, subscribing);
+    return subscribing;
+  }
+
+  /** Stops wanting `topic`. Best effort: a lost UNSUBSCRIBE only costs ignored messages. */
+  unsubscribe(topic: string): void {
+    if (!this.topics.delete(topic)) return;
+    if (this.subscriber.status === 'ready')
+      this.subscriber.unsubscribe(topic).catch(() => undefined);
+  }
+
+  /** UNLINKs every key matching `pattern`, SCANning so a big keyspace doesn't block Redis. */
+  async deleteMatching(pattern: string): Promise<void> {
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.command((client) =>
+        client.scan(cursor, 'MATCH', pattern, 'COUNT', 1000),
+      );
+      if (keys.length > 0) await this.command((client) => client.unlink(...keys));
+      cursor = next;
+    } while (cursor !== '0');
+  }
+
+  /** Disconnects the subscriber, and the command connection when the layer created it. */
+  async close(): Promise<void> {
+    this.detachListeners();
+    this.topics.clear();
+    const closing = [disconnect(this.subscriber)];
+    if (this.ownsClient) closing.push(disconnect(this.client));
+    await Promise.all(closing);
+  }
+
+  private async subscribeNow(topics: string[]): Promise<void> {
+    if (this.subscriber.status !== 'ready') {
+      await this.subscriberLink.usable(this.timeoutMs, this.address);
+    }
+    try {
+      await this.subscriber.subscribe(...topics);
+    } catch (error) {
+      throw this.failure(error);
+    }
+  }
+
+  private async resubscribe(): Promise<void> {
+    const topics = [...this.topics.keys()];
+    for (let at = 0; at < topics.length; at += SUBSCRIBE_CHUNK) {
+      try {
+        await this.subscribeNow(topics.slice(at, at + SUBSCRIBE_CHUNK));
+      } catch {
+        return; // Gone again; the next 'ready' retries.
+      }
+    }
+  }
+
+  private failure(error: unknown): Error {
+    if (error instanceof ChannelLayerUnavailable) return error;
+    // A reply from a working Redis is a bug or misuse, and says so; anything else means we
+    // could not reach it (closed, timed out, loading, failing over).
+    if (
+      error instanceof Error &&
+      error.name === 'ReplyError' &&
+      !/^(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN)\b/.test(error.message)
+    ) {
+      return error;
+    }
+    const reason = error instanceof Error ? error.message : String(error);
+    return new ChannelLayerUnavailable(`Redis ${this.address} is unavailable: ${reason}`, {
+      cause: error,
+    });
+  }
+}
+
+/** Connection state of one client: has it ever been ready, and is it recovering now? */
+class Link {
+  private everReady: boolean;
+  private down = false;
+  private readonly firstReady: Promise<void>;
+
+  constructor(private readonly redis: Redis) {
+    this.everReady = redis.status === 'ready';
+    this.firstReady = this.everReady
+      ? Promise.resolve()
+      : new Promise((resolve) => redis.once('ready', () => resolve()));
+  }
+
+  /** Marks it ready; true when that ends an outage (not the first connection). */
+  recovering(): boolean {
+    const wasDown = this.down;
+    this.everReady = true;
+    this.down = false;
+    return wasDown;
+  }
+
+  /** Marks it lost; true on the first close after being ready. */
+  lost(): boolean {
+    if (!this.everReady || this.down) return false;
+    this.down = true;
+    return true;
+  }
+
+  /**
+   * Resolves when the client can take a command. A layer used right after construction waits
+   * for its first connection, briefly; once connected, an outage fails at once.
+   */
+  usable(timeoutMs: number, address: string): Promise<void> {
+    if (this.redis.status === 'ready') return Promise.resolve();
+    const unavailable = new ChannelLayerUnavailable(
+      `Redis ${address} is unavailable (${this.redis.status})`,
+    );
+    if (this.everReady || this.redis.status === 'end') return Promise.reject(unavailable);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(unavailable), timeoutMs);
+      void this.firstReady.then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}
+
+function isClient(host: RedisHost): host is Redis {
+  return (
+    typeof host === 'object' &&
+    host !== null &&
+    typeof (host as Redis).duplicate === 'function' &&
+    typeof (host as Redis).evalsha === 'function'
+  );
+}
+
+function disconnect(redis: Redis): Promise<void> {
+  if (redis.status === 'end') return Promise.resolve();
+  if (redis.status === 'reconnecting' || redis.status === 'close') {
+    // No socket to wait for: stopping the reconnect timer is all there is to do.
+    redis.disconnect();
+    return Promise.resolve();
+  }
+  return new Promise((resolve) => {
+    // 'end' follows once the socket is closed; don't let a stuck socket hold close() forever.
+    const timer = setTimeout(resolve, 1000);
+    timer.unref();
+    redis.once('end', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    redis.disconnect();
+  });
+}
