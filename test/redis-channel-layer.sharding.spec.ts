@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { ChannelMessage, RedisChannelLayer, nonLocalName } from '../src';
+import { ChannelMessage, RedisChannelLayer, nonLocalName } from '../src/channel-layer';
 import { consistentHash, crc32 } from '../src/channel-layer/redis-sharding';
 import { waitFor } from './channel-layer.conformance';
 import { RedisServerProcess, describeWithRedisServer, uniquePrefix } from './redis-test-support';

@@ -6,7 +6,7 @@ import {
   InvalidChannelLayerInput,
   RedisChannelLayer,
   RedisChannelLayerOptions,
-} from '../src';
+} from '../src/channel-layer';
 import { describeChannelLayerConformance, waitFor } from './channel-layer.conformance';
 import { REDIS_URL, describeWithRedis, uniquePrefix } from './redis-test-support';
 
