@@ -19,6 +19,7 @@ const { Histogram } = require('./lib/histogram');
 
 const MARK = Buffer.from('~b|');
 const TILDE = 0x7e;
+const ERROR_TYPE = Buffer.from('"type":"error"');
 const BAR = 0x7c;
 
 /**
@@ -47,6 +48,8 @@ let hist = new Histogram();
 let got = 0; // distinct chat frames received this phase (dups excluded)
 let dups = 0;
 let disorder = 0;
+/** Error frames the server sent this phase, by code. @type {Record<string, number>} */
+let refused = {};
 let stray = 0; // chat frames without our mark, or from a sender outside the receiver's room
 /** Closed loop: the seq each sender has in flight, and how many of my clients still miss it. */
 let outstanding = new Int32Array(0);
@@ -69,7 +72,16 @@ function onMessage(c, data) {
   if (!c.greeted) return; // the greeting is handled by the connect listener
   const at = data.indexOf(MARK);
   if (at < 0) {
-    stray++;
+    if (data.indexOf(ERROR_TYPE) >= 0) {
+      // The server refused a frame (a rate limit, say): a loss the report must explain.
+      let code = 'unknown';
+      try {
+        code = String(JSON.parse(String(data)).code);
+      } catch {
+        /* keep unknown */
+      }
+      refused[code] = (refused[code] ?? 0) + 1;
+    } else stray++;
     return;
   }
   const [sid, i1] = readInt(data, at + 3, BAR);
@@ -193,6 +205,7 @@ function setup({ assign, roomsOfSenders }) {
 
 function start({ openLoop, ratePerSender, record }) {
   got = dups = disorder = stray = 0;
+  refused = {};
   hist = new Histogram();
   recording = record;
   sentThisPhase.fill(0);
@@ -248,6 +261,7 @@ async function drain({ sent, lastSeq, timeoutMs }) {
   }
   return {
     short,
+    refused,
     expected,
     got,
     dups,

@@ -19,6 +19,8 @@
  *   --profile          also run app-memory and baseline under `node --cpu-prof` on one fan-out
  *                      workload and summarize the profiles (bench/profile-summary.js)
  *   --redis-url=URL    use this Redis instead of a private redis-server started for the run
+ *   --app=PATH         the app's main.js (default dist/main.js of this checkout)
+ *   --app-env=K=V,...  extra environment for the app processes
  * Output: the table on stdout; JSON and Markdown copies under bench/out/.
  */
 const { execFileSync, spawn } = require('node:child_process');
@@ -40,7 +42,6 @@ const {
 const ROOT = path.resolve(__dirname, '..');
 const OUT = path.join(__dirname, 'out');
 const WS_PATH = '/ws/socket-server/';
-const APP_MAIN = path.join(ROOT, 'dist', 'main.js');
 
 // ---------------------------------------------------------------------------------------------
 // Options and workloads
@@ -56,6 +57,15 @@ const WORKERS = Number(opt('workers') ?? Math.max(2, os.cpus().length));
 const DURATION_S = Number(opt('duration') ?? (QUICK ? 3 : 5));
 const WARMUP_S = QUICK ? 1 : 2;
 const ONLY = opt('only')?.split(',');
+/** The app's entry point: this checkout's build unless --app names another. */
+const APP_MAIN = path.resolve(opt('app') ?? path.join(ROOT, 'dist', 'main.js'));
+/** Extra environment for the app, e.g. to lift a rate limit: --app-env=K=V,K2=V2 */
+const APP_ENV = Object.fromEntries(
+  (opt('app-env')?.split(',') ?? []).map((kv) => [
+    kv.slice(0, kv.indexOf('=')),
+    kv.slice(kv.indexOf('=') + 1),
+  ]),
+);
 const SERVERS = opt('servers')?.split(',') ?? ['app-memory', 'app-redis', 'baseline'];
 /** Source addresses for client sockets, so ephemeral ports never run short. */
 /** How long receivers may take to get every message after the senders stop. */
@@ -248,7 +258,7 @@ async function startServer(kind, ctx) {
       ),
     ];
   } else {
-    if (!fs.existsSync(APP_MAIN)) throw new Error('dist/main.js missing: run `npm run build`');
+    if (!fs.existsSync(APP_MAIN)) throw new Error(`${APP_MAIN} missing: run \`npm run build\``);
     const n = kind === 'app-redis' ? 2 : 1;
     procs = [];
     try {
@@ -260,6 +270,7 @@ async function startServer(kind, ctx) {
           LOG_LEVEL: 'warn',
           CHANNEL_LAYER: kind === 'app-redis' ? 'redis' : 'memory',
           ...(kind === 'app-redis' ? { REDIS_URL: ctx.redisUrl } : {}),
+          ...APP_ENV,
         };
         procs.push(await startProcess([...prof, APP_MAIN], env, port));
       }
@@ -405,6 +416,10 @@ async function phase(workers, server, w, p) {
   const hist = new Histogram();
   const total = { got: 0, dups: 0, disorder: 0, losses: 0, stray: 0, expected: 0 };
   const short = drains.flatMap((d) => d.short);
+  /** @type {Record<string, number>} */
+  const refused = {};
+  for (const d of drains)
+    for (const [k, n] of Object.entries(d.refused)) refused[k] = (refused[k] ?? 0) + n;
   for (const d of drains) {
     hist.add(d.hist);
     for (const k of /** @type {(keyof typeof total)[]} */ (Object.keys(total))) total[k] += d[k];
@@ -416,10 +431,14 @@ async function phase(workers, server, w, p) {
     otherCpu,
     hist,
     short,
+    refused,
     sent: sent.reduce((a, b) => a + b, 0),
     ...total,
   };
 }
+
+/** Servers that failed to start once in this run, and why. @type {Map<string, string>} */
+const cannotStart = new Map();
 
 /**
  * @param {Worker[]} workers @param {string} kind @param {Workload} w
@@ -430,10 +449,13 @@ async function runOne(workers, kind, w, ctx) {
   const row = { workload: w.name, server: kind, clients: w.clients };
   /** @type {Server | undefined} */
   let server;
+  if (cannotStart.has(kind)) return { ...row, na: cannotStart.get(kind) };
   try {
     server = await startServer(kind, ctx);
   } catch (error) {
-    return { ...row, na: `does not start: ${error instanceof Error ? error.message : error}` };
+    const why = `does not start: ${error instanceof Error ? error.message : error}`;
+    cannotStart.set(kind, why); // once is enough: the next workloads would fail the same way
+    return { ...row, na: why };
   }
   try {
     if (kind === 'app-redis') {
@@ -512,6 +534,12 @@ async function runOne(workers, kind, w, ctx) {
       wallS: r.wall,
       ...(r.losses ? { missing: r.short } : {}),
     });
+    if (Object.keys(r.refused).length) {
+      const codes = Object.entries(r.refused)
+        .map(([k, n]) => `${n}× ${k}`)
+        .join(', ');
+      row.error = `server refused frames (${codes}); lift the limit with --app-env`;
+    }
     return row;
   } catch (error) {
     return { ...row, error: String(error instanceof Error ? error.message : error) };
@@ -620,8 +648,9 @@ function ratios(rows) {
   const head = ['workload', 'server', 'msg/s ×', 'CPU/1k ×', 'p99 ×', 'KiB/conn ×', 'conn/s ×'];
   const body = [];
   for (const r of rows) {
-    if (r.server === 'baseline') continue;
-    const b = rows.find((x) => x.workload === r.workload && x.server === 'baseline');
+    if (r.server.startsWith('baseline')) continue;
+    const base = r.server.replace(/^app-\w+/, 'baseline'); // profiled rows: the profiled baseline
+    const b = rows.find((x) => x.workload === r.workload && x.server === base);
     if (!b || b.na || r.na) {
       body.push([r.workload, r.server, r.na ? 'n/a' : 'no baseline']);
       continue;
@@ -647,7 +676,18 @@ function markdown(head, body) {
   return [line(head), line(head.map(() => '---')), ...body.map(line)].join('\n');
 }
 
-const lastLines = (/** @type {string} */ s) => s.trim().split('\n').slice(-3).join(' / ');
+/** The lines of a crashed server's output that say why: its error lines, else its last lines. */
+function lastLines(/** @type {string} */ s) {
+  const lines = s
+    .replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g'), '')
+    .trim()
+    .split('\n');
+  const errors = lines.filter((l) => /error|fatal|cannot|must/i.test(l));
+  return (errors.length ? errors : lines)
+    .slice(-3)
+    .map((l) => l.trim())
+    .join(' / ');
+}
 
 function machine() {
   return {
@@ -702,7 +742,11 @@ async function main() {
 
   const out = `${table(rows)}\n\nRatios to the baseline (same run; CPU, p99, KiB: lower is better; msg/s, conn/s: higher is better):\n\n${ratios(rows)}\n`;
   console.log(`\n${out}`);
-  const bad = rows.filter((r) => !r.na && (r.losses || r.dups || r.disorder || r.error));
+  const bad = rows.filter(
+    (r) =>
+      (!r.na && (r.losses || r.dups || r.disorder || r.error)) ||
+      (r.na && !r.server.startsWith('app-redis') && r.workload.indexOf('rooms') < 0),
+  );
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   fs.writeFileSync(
     path.join(OUT, `results-${stamp}.json`),
@@ -715,7 +759,9 @@ async function main() {
   );
   console.log(`written: bench/out/results-${stamp}.json, bench/out/latest.md`);
   if (bad.length > 0) {
-    console.error(`FAIL: ${bad.length} run(s) lost, duplicated or reordered messages or errored`);
+    console.error(
+      `FAIL: ${bad.length} run(s) lost, duplicated or reordered messages, errored or did not start`,
+    );
     process.exitCode = 1;
   }
 }
