@@ -70,6 +70,8 @@ export const REDIS_CHANNEL_LAYER_OPTIONS = Symbol('REDIS_CHANNEL_LAYER_OPTIONS')
 interface Waiter {
   resolve(message: ChannelMessage): void;
   reject(error: unknown): void;
+  /** Its inbox's `pops` when it started waiting: unchanged means Redis never answered for it. */
+  readonly since: number;
 }
 
 interface Attachment {
@@ -117,6 +119,8 @@ interface Inbox {
   listening: boolean;
   draining: Promise<void> | null;
   again: boolean;
+  /** Successful POPs so far. */
+  pops: number;
 }
 
 /** How many queued messages a drain takes per round trip when it can use them all. */
@@ -200,8 +204,10 @@ export class RedisChannelLayer extends ChannelLayer {
     const hosts = hostList(options.hosts ?? 'redis://127.0.0.1:6379');
     const events: RedisShardEvents = {
       message: (topic, payload) => this.onTopicMessage(topic, payload),
-      restored: (shard) => void this.refreshMemberships(shard),
-      resubscribed: (shard) => this.resume(shard),
+      recovered: (shard) => {
+        void this.refreshMemberships(shard);
+        this.resume(shard);
+      },
     };
     this.shards = hosts.map(
       (host, index) => new RedisShard({ index, host, timeoutMs, events, logger: this.logger }),
@@ -256,7 +262,7 @@ export class RedisChannelLayer extends ChannelLayer {
     if (ready) return ready;
     const inbox = this.inboxOf(nonLocalName(channel));
     const received = new Promise<ChannelMessage>((resolve, reject) => {
-      const waiter: Waiter = { resolve, reject };
+      const waiter: Waiter = { resolve, reject, since: inbox.pops };
       let line = this.waiters.get(channel);
       if (!line) this.waiters.set(channel, (line = []));
       line.push(waiter);
@@ -484,6 +490,7 @@ export class RedisChannelLayer extends ChannelLayer {
         if (want === 0 || this.closed) return;
         const entries = (await inbox.shard.run(POP, [inbox.key], [want])) as string[];
         if (this.closed) return;
+        inbox.pops++;
         this.dispatch(inbox, entries);
         if (entries.length === want || inbox.again) continue;
         // Empty. Subscribe, then look once more: a send between our pop and the subscription
@@ -586,6 +593,7 @@ export class RedisChannelLayer extends ChannelLayer {
         listening: false,
         draining: null,
         again: false,
+        pops: 0,
       };
       this.inboxes.set(name, inbox);
     }
@@ -636,12 +644,19 @@ export class RedisChannelLayer extends ChannelLayer {
     return true;
   }
 
+  /**
+   * Rejects the receives that Redis never answered for: issued while it is unreachable, they
+   * must not hang. Those already waiting on a checked queue keep waiting through an outage.
+   */
   private failWaiters(inbox: Inbox, error: unknown): void {
-    for (const [channel, line] of this.waiters) {
+    for (const [channel, line] of [...this.waiters]) {
       if (nonLocalName(channel) !== inbox.name) continue;
-      this.waiters.delete(channel);
-      inbox.waiting -= line.length;
-      for (const waiter of line) waiter.reject(error);
+      const kept = line.filter((waiter) => waiter.since !== inbox.pops);
+      if (kept.length === line.length) continue;
+      if (kept.length > 0) this.waiters.set(channel, kept);
+      else this.waiters.delete(channel);
+      inbox.waiting -= line.length - kept.length;
+      for (const waiter of line) if (waiter.since === inbox.pops) waiter.reject(error);
     }
   }
 

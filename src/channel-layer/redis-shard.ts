@@ -10,10 +10,11 @@ export type RedisHost = string | RedisOptions | Redis;
 export interface RedisShardEvents {
   /** A message on a subscribed topic. */
   message(topic: string, payload: string): void;
-  /** The command connection is back after an outage; Redis may have lost everything. */
-  restored(shard: RedisShard): void;
-  /** The subscriptions are back after an outage; wakes sent meanwhile were lost. */
-  resubscribed(shard: RedisShard): void;
+  /**
+   * Both connections are back after an outage and subscriptions are restored. Redis may have
+   * lost everything meanwhile, and wakes published then were missed.
+   */
+  recovered(shard: RedisShard): void;
 }
 
 /** How a shard connects; filled from the layer's options. */
@@ -49,6 +50,10 @@ export class RedisShard {
   private readonly timeoutMs: number;
   private readonly logger: Logger;
   private readonly detachListeners: () => void;
+  private readonly recoverIfReady: () => void;
+  /** A connection was lost since both were last ready. */
+  private outage = false;
+  private subscriptionsRestored = false;
 
   constructor(settings: RedisShardSettings) {
     const { host, timeoutMs, events } = settings;
@@ -86,22 +91,35 @@ export class RedisShard {
     this.subscriberLink = new Link(this.subscriber);
 
     const onMessage = (topic: string, payload: string): void => events.message(topic, payload);
+    // The two connections drop and come back independently; the layer hears once both are
+    // back, so what it restores can use either.
     const onClientReady = (): void => {
-      if (this.clientLink.recovering()) {
-        this.logger.log(`Redis ${this.address} is back; restoring memberships`);
-        events.restored(this);
-      }
+      this.clientLink.up();
+      this.recoverIfReady();
     };
     const onSubscriberReady = (): void => {
-      const again = this.subscriberLink.recovering();
-      void this.resubscribe().then(() => {
-        if (again) events.resubscribed(this);
+      this.subscriberLink.up();
+      void this.resubscribe().then((done) => {
+        this.subscriptionsRestored = done;
+        this.recoverIfReady();
       });
     };
     const onClientClose = (): void => {
       if (this.clientLink.lost()) this.logger.warn(`Redis ${this.address} went away`);
+      this.outage ||= this.clientLink.everReady;
     };
-    const onSubscriberClose = (): void => void this.subscriberLink.lost();
+    const onSubscriberClose = (): void => {
+      this.subscriberLink.lost();
+      this.subscriptionsRestored = false;
+      this.outage ||= this.subscriberLink.everReady;
+    };
+    this.recoverIfReady = () => {
+      if (!this.outage || !this.subscriptionsRestored) return;
+      if (this.client.status !== 'ready' || this.subscriber.status !== 'ready') return;
+      this.outage = false;
+      this.logger.log(`Redis ${this.address} is back; restoring subscriptions and memberships`);
+      events.recovered(this);
+    };
     // Errors surface as rejected commands and close events; without a listener ioredis would
     // print each reconnect failure.
     const ignore = (): void => undefined;
@@ -202,15 +220,17 @@ export class RedisShard {
     }
   }
 
-  private async resubscribe(): Promise<void> {
+  /** Subscribes to every wanted topic again; false when Redis went away meanwhile. */
+  private async resubscribe(): Promise<boolean> {
     const topics = [...this.topics.keys()];
     for (let at = 0; at < topics.length; at += SUBSCRIBE_CHUNK) {
       try {
         await this.subscribeNow(topics.slice(at, at + SUBSCRIBE_CHUNK));
       } catch {
-        return; // Gone again; the next 'ready' retries.
+        return false; // Gone again; the next 'ready' retries.
       }
     }
+    return true;
   }
 
   private failure(error: unknown): Error {
@@ -233,7 +253,7 @@ export class RedisShard {
 
 /** Connection state of one client: has it ever been ready, and is it recovering now? */
 class Link {
-  private everReady: boolean;
+  everReady: boolean;
   private down = false;
   private readonly firstReady: Promise<void>;
 
@@ -244,12 +264,10 @@ class Link {
       : new Promise((resolve) => redis.once('ready', () => resolve()));
   }
 
-  /** Marks it ready; true when that ends an outage (not the first connection). */
-  recovering(): boolean {
-    const wasDown = this.down;
+  /** Marks it ready. */
+  up(): void {
     this.everReady = true;
     this.down = false;
-    return wasDown;
   }
 
   /** Marks it lost; true on the first close after being ready. */

@@ -1,0 +1,90 @@
+import { ChannelLayerUnavailable, ChannelMessage, RedisChannelLayer } from '../src/channel-layer';
+import { waitFor } from './channel-layer.conformance';
+import { RedisServerProcess, describeWithRedisServer, uniquePrefix } from './redis-test-support';
+
+const msg = (text: string): ChannelMessage => ({ type: 'test.message', text });
+
+/** How long `attempt` took to reject, and with what. */
+async function rejection(attempt: Promise<unknown>): Promise<{ error: unknown; ms: number }> {
+  const started = Date.now();
+  try {
+    await attempt;
+  } catch (error) {
+    return { error, ms: Date.now() - started };
+  }
+  throw new Error('expected the operation to reject while Redis is down');
+}
+
+describeWithRedisServer('RedisChannelLayer when Redis goes away and comes back', () => {
+  let server: RedisServerProcess;
+  let prefix: string;
+  const open: RedisChannelLayer[] = [];
+  const processOf = (): RedisChannelLayer => {
+    const layer = new RedisChannelLayer({ hosts: server.url, prefix });
+    open.push(layer);
+    return layer;
+  };
+
+  beforeAll(async () => {
+    server = await RedisServerProcess.start();
+    prefix = uniquePrefix();
+  });
+
+  afterAll(async () => {
+    await Promise.all(open.map((layer) => layer.close()));
+    await server.stop();
+  });
+
+  it('rejects promptly while down, then restores subscriptions and memberships', async () => {
+    const a = processOf();
+    const b = processOf();
+    const got = { a: [] as unknown[], b: [] as unknown[] };
+    const inA = await a.newChannel();
+    const inB = await b.newChannel();
+    a.attach(inA, (message) => void got.a.push(message.text));
+    b.attach(inB, (message) => void got.b.push(message.text));
+    await a.groupAdd('room', inA);
+    await b.groupAdd('room', inB);
+    await a.groupSend('room', msg('before'));
+    await waitFor(() => got.a.length === 1 && got.b.length === 1);
+    const pendingJob = b.receive('jobs');
+
+    await server.stop();
+
+    for (const attempt of [
+      a.groupSend('room', msg('lost')),
+      a.send(inB, msg('lost')),
+      a.groupAdd('room', 'late'),
+      a.groupChannels('room'),
+      a.receive('elsewhere'),
+      a.ping(),
+    ]) {
+      const { error, ms } = await rejection(attempt);
+      expect(error).toBeInstanceOf(ChannelLayerUnavailable);
+      expect(ms).toBeLessThan(1000);
+    }
+    // A process started during the outage waits briefly for its first connection, then says so.
+    const late = processOf();
+    const { error, ms } = await rejection(late.send('jobs', msg('too early')));
+    expect(error).toBeInstanceOf(ChannelLayerUnavailable);
+    expect(ms).toBeLessThan(2000);
+
+    // Back, empty: Redis lost every membership and subscription.
+    await server.restart();
+
+    await waitFor(async () => {
+      await a.groupSend('room', msg('after')).catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      return got.a.includes('after') && got.b.includes('after');
+    }, 10_000);
+    expect(got.a).not.toContain('lost');
+    expect(got.b).not.toContain('lost');
+    expect((await late.groupChannels('room')).sort()).toEqual([inA, inB].sort());
+
+    // Direct sends reach the other process again, and its pending receive survived.
+    await a.send(inB, msg('direct'));
+    await waitFor(() => got.b.includes('direct'));
+    await late.send('jobs', msg('job'));
+    await expect(pendingJob).resolves.toEqual(msg('job'));
+  });
+});
