@@ -137,8 +137,10 @@ describeWithRedis('RedisChannelLayer on a real Redis', () => {
 
   describe('keys', () => {
     it('keeps everything under its prefix, and flush deletes only that', async () => {
-      const mine = processOf(uniquePrefix('mine'));
-      const theirs = processOf(uniquePrefix('mine'));
+      const prefix = uniquePrefix();
+      const mine = processOf(prefix);
+      // A prefix that starts with ours: a careless `MATCH prefix*` would take its keys too.
+      const theirs = processOf(`${prefix}2`);
       for (const layer of [mine, theirs]) {
         await layer.send('chan', msg('queued'));
         await layer.groupAdd('room', 'chan');
@@ -252,6 +254,7 @@ describeWithRedis('RedisChannelLayer on a real Redis', () => {
       expect(() => new RedisChannelLayer({ prefix: 'a*b' })).toThrow(/prefix/);
       expect(() => new RedisChannelLayer({ symmetricEncryptionKeys: [] })).toThrow(/Keys/);
       expect(() => new RedisChannelLayer({ hosts: ' ' })).toThrow(/hosts/);
+      expect(() => new RedisChannelLayer({ hosts: [{ keyPrefix: 'x:' }] })).toThrow(/keyPrefix/);
     });
   });
 });

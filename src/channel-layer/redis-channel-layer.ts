@@ -38,7 +38,8 @@ export interface RedisChannelLayerOptions extends ChannelLayerOptions {
   hosts?: string | ReadonlyArray<RedisHost>;
   /**
    * Prefix of every key and pub/sub channel, so several apps can share one Redis; `flush()` only
-   * deletes keys under it.
+   * deletes keys under it. Pub/sub ignores the database number: apps sharing a Redis need
+   * distinct prefixes even on different databases. (Use this, not ioredis' `keyPrefix`.)
    * @default 'asgi'
    */
   prefix?: string;
@@ -876,6 +877,13 @@ function deepFreeze<T>(value: T): T {
 function hostList(hosts: string | ReadonlyArray<RedisHost>): RedisHost[] {
   const list = typeof hosts === 'string' ? hosts.split(/[\s,]+/).filter(Boolean) : [...hosts];
   if (list.length === 0) throw new InvalidChannelLayerInput('hosts must name at least one Redis');
+  for (const host of list) {
+    const options = typeof host === 'string' ? undefined : 'options' in host ? host.options : host;
+    // ioredis would prefix our keys but not our pub/sub channels or SCAN patterns.
+    if (options?.keyPrefix) {
+      throw new InvalidChannelLayerInput("use the layer's prefix option, not ioredis' keyPrefix");
+    }
+  }
   return list;
 }
 
