@@ -292,12 +292,10 @@ export class RedisChannelLayer extends ChannelLayer {
     const name = `${prefix}.${this.nodeId}!${randomName(12)}`;
     assertChannelName(name);
     const inbox = this.inboxOf(nonLocalName(name));
-    if (!inbox.owned) {
-      inbox.owned = true;
-      // Listen for wakes and for memberships added by other processes. A name needs no Redis:
-      // while it is away the subscription waits for the reconnect.
-      await this.listen(inbox).catch(() => undefined);
-    }
+    inbox.owned = true;
+    // Listen for wakes and for memberships added by other processes (at once when already
+    // subscribed). A name needs no Redis: while it is away the subscription waits for it.
+    await this.listen(inbox).catch(() => undefined);
     return name;
   }
 
@@ -385,8 +383,9 @@ export class RedisChannelLayer extends ChannelLayer {
 
   async flush(): Promise<void> {
     this.assertOpen();
-    const pattern = `${this.prefix.replace(/[*?[\]\\]/g, '\\$&')}:*`;
-    await Promise.all(this.shards.map((shard) => shard.deleteMatching(pattern)));
+    // The prefix holds no glob characters (checked in the constructor); ':' ends it, so
+    // 'asgi' never matches the keys of 'asgi2'.
+    await Promise.all(this.shards.map((shard) => shard.deleteMatching(`${this.prefix}:*`)));
     this.buffered.clear();
     for (const group of [...this.groups.values()]) this.dropGroup(group);
   }
