@@ -50,7 +50,8 @@ describe('Chat over WebSocket (the seed protocol)', () => {
   it('delivers each sender’s messages in the order sent, to every receiver', async () => {
     const senders = await Promise.all([chat.join(), chat.join()]);
     const listener = await chat.join();
-    const perSender = 100;
+    // The default rate limit's burst: a sender may send this many at once (see the rate suite).
+    const perSender = 40;
     for (let i = 0; i < perSender; i++) {
       senders.forEach((sender, s) => sender.send({ message: `${s}:${i}` }));
     }

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { HttpException, Inject, Logger } from '@nestjs/common';
+import { HttpException, Inject, Logger, OnApplicationShutdown } from '@nestjs/common';
 import {
   ConnectedSocket,
   MessageBody,
@@ -13,6 +13,7 @@ import { GATEWAY_OPTIONS } from '@nestjs/websockets/constants';
 import { WebSocket, WebSocketServer } from 'ws';
 import { ChannelLayer, ChannelMessage } from '../channel-layer/channel-layer';
 import { ChannelLayerUnavailable } from '../channel-layer/channel-layer.errors';
+import { ChatMetrics } from './chat-metrics';
 import { CHAT_WS_SERVER, RAW_FRAME_EVENT } from './chat-ws.adapter';
 import { CHAT_MODULE_OPTIONS } from './chat.module-definition';
 import {
@@ -30,10 +31,15 @@ import {
   ChatMessageRejected,
   CloseCode,
   ErrorCode,
+  MessagesDroppedFrame,
   ProtocolError,
   errorFrame,
   parseClientFrame,
 } from './chat.protocol';
+import { ResolvedConnectionPolicy, resolveConnectionPolicy } from './connection-policy';
+import { Heartbeat } from './heartbeat';
+import { OriginCheck, compileOriginCheck } from './origin-check';
+import { RateLimiter, RateVerdict } from './rate-limiter';
 
 /** One socket's membership: its layer channel and where it stands in joining. */
 interface Connection {
@@ -52,6 +58,10 @@ interface Connection {
   closed: boolean;
   /** Group messages that arrived before the greeting went out (rare; allocated only then). */
   early?: ChannelMessage[];
+  /** The token bucket, unless the rate limit is off. */
+  readonly limiter?: RateLimiter;
+  /** Chat messages dropped since the socket was last told; > 0 while it reads too slowly. */
+  dropped: number;
 }
 
 /** ws' verifyClient callback: accept, or refuse with an HTTP status. */
@@ -67,9 +77,16 @@ const TEXT = { binary: false } as const;
  * gateway metadata.
  */
 @WebSocketGateway()
-export class ChatGateway implements OnGatewayInit, OnGatewayConnection, OnGatewayDisconnect {
+export class ChatGateway
+  implements OnGatewayInit, OnGatewayConnection, OnGatewayDisconnect, OnApplicationShutdown
+{
   private readonly logger = new Logger('ChatGateway');
   private readonly options: ResolvedChatOptions;
+  private readonly policy: ResolvedConnectionPolicy;
+  private readonly originAllowed: OriginCheck;
+  private readonly heartbeat: Heartbeat;
+  /** Disconnected sockets still leaving their group: shutdown waits for them. */
+  private readonly leaving = new Set<Promise<void>>();
   private readonly connections = new Map<WebSocket, Connection>();
   /** Users admitted by `authenticate`, from the handshake until the socket opens. */
   private readonly admitted = new WeakMap<IncomingMessage, ChatUser>();
@@ -80,16 +97,26 @@ export class ChatGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   constructor(
     private readonly layer: ChannelLayer,
     @Inject(CHAT_MODULE_OPTIONS) options: ChatModuleOptions,
+    private readonly metrics: ChatMetrics,
   ) {
     this.options = resolveChatOptions(options);
+    this.policy = resolveConnectionPolicy(options);
+    this.originAllowed = compileOriginCheck(this.policy);
+    this.heartbeat = new Heartbeat(this.policy.heartbeatIntervalMs, {
+      onTimeout: () => {
+        this.metrics.closedByServer('heartbeat_timeout');
+        this.logger.debug('terminated a socket that missed a heartbeat');
+      },
+      onPong: (socket) => this.drained(socket),
+    });
+    metrics.measureSendBuffers(() => this.sendBufferBytes());
     Reflect.defineMetadata(
       GATEWAY_OPTIONS,
       {
         path: this.options.path,
         maxPayload: this.options.maxFrameBytes,
-        verifyClient: this.options.authenticate
-          ? (info: { req: IncomingMessage }, done: VerifyDone) => void this.admit(info.req, done)
-          : undefined,
+        verifyClient: (info: { req: IncomingMessage }, done: VerifyDone) =>
+          this.verify(info.req, done),
       },
       new.target,
     );
@@ -101,6 +128,13 @@ export class ChatGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
       this.logger.error(`ChatModule needs ChatWsAdapter: ${hint}`);
       throw new Error(`ChatModule needs ChatWsAdapter: ${hint}`);
     }
+    this.heartbeat.start();
+  }
+
+  /** Runs before the module closes the layer: sockets closed by shutdown finish leaving first. */
+  async onApplicationShutdown(): Promise<void> {
+    this.heartbeat.stop();
+    await Promise.all(this.leaving);
   }
 
   handleConnection(socket: WebSocket, request: IncomingMessage): void {
@@ -111,8 +145,14 @@ export class ChatGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
       userName: user ? (user.name ?? user.id) : undefined,
       joined: false,
       closed: false,
+      limiter: this.policy.rateLimit
+        ? new RateLimiter(this.policy.rateLimit, performance.now())
+        : undefined,
+      dropped: 0,
     };
     this.connections.set(socket, connection);
+    this.metrics.connectionOpened();
+    this.heartbeat.watch(socket);
     // Nest calls this from an rxjs subscriber: a throw or rejection here would reach the
     // process, so every failure ends in failJoin.
     connection.joining = this.join(connection).catch((error: unknown) =>
@@ -124,15 +164,23 @@ export class ChatGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     const connection = this.connections.get(socket);
     if (!connection) return;
     this.connections.delete(socket);
+    this.metrics.connectionClosed();
+    this.heartbeat.unwatch(socket);
     connection.closed = true;
     if (!connection.joined) return;
-    void this.leave(connection).then(() => this.notify(this.options.onDisconnect, connection));
+    const left = this.leave(connection).then(() =>
+      this.notify(this.options.onDisconnect, connection),
+    );
+    this.leaving.add(left);
+    void left.finally(() => this.leaving.delete(left));
   }
 
   @SubscribeMessage(RAW_FRAME_EVENT)
   onFrame(@ConnectedSocket() socket: WebSocket, @MessageBody() data: unknown): void {
     const connection = this.connections.get(socket);
     if (!connection) return;
+    this.metrics.framesReceived++;
+    if (connection.limiter && !this.withinRate(connection, connection.limiter)) return;
     if (connection.joined) this.receive(connection, data);
     else void connection.joining?.then(() => connection.joined && this.receive(connection, data));
   }
@@ -141,7 +189,7 @@ export class ChatGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   private receive(connection: Connection, data: unknown): void {
     const frame = parseClientFrame(data);
     if (frame instanceof ProtocolError) {
-      connection.socket.send(frame.toFrame());
+      this.sendError(connection.socket, frame.code, frame.message);
       return;
     }
     if (!this.options.onMessage) return this.broadcast(connection, frame.message);
@@ -174,6 +222,7 @@ export class ChatGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
 
   private broadcast(connection: Connection, message: string): void {
     const user = connection.userName;
+    const started = performance.now();
     this.layer
       .groupSend(
         this.options.group,
@@ -181,7 +230,26 @@ export class ChatGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
           ? { type: CHAT_MESSAGE, message }
           : { type: CHAT_MESSAGE, message, user },
       )
-      .catch((error: unknown) => this.reportSendFailure(connection, error));
+      .then(
+        () => this.metrics.layerOperation('group_send', performance.now() - started),
+        (error: unknown) => this.reportSendFailure(connection, error),
+      );
+  }
+
+  /** The rate limit: `false` when the frame must not be handled (refused, or the socket closed). */
+  private withinRate(connection: Connection, limiter: RateLimiter): boolean {
+    const verdict = limiter.take(performance.now());
+    if (verdict === RateVerdict.Allowed) return true;
+    const { socket } = connection;
+    if (socket.readyState !== WebSocket.OPEN) return false;
+    if (verdict === RateVerdict.Refused) {
+      this.sendError(socket, ErrorCode.RateLimited, 'too many frames: this one was not handled');
+    } else {
+      this.metrics.closedByServer('rate_limited');
+      this.logger.warn(`closed ${connection.channel ?? 'a socket'}: it kept over the rate limit`);
+      socket.close(CloseCode.PolicyViolation, 'rate limit exceeded');
+    }
+    return false;
   }
 
   /** The layer's push delivery for one socket: a message's `type` picks its handler. */
@@ -192,7 +260,7 @@ export class ChatGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     }
     switch (message.type) {
       case CHAT_MESSAGE:
-        return this.write(connection.socket, this.chatFrame(message));
+        return this.write(connection, this.chatFrame(message));
       default:
         this.logger.warn(`no handler for message type ${message.type}`);
         return true;
@@ -210,26 +278,93 @@ export class ChatGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     return this.lastChatFrame;
   }
 
-  /** Writes a frame; `false` when the socket's send buffer is full, so the layer counts a skip. */
-  private write(socket: WebSocket, frame: Buffer): boolean {
+  /**
+   * Writes a chat frame. A socket with more than `maxBufferedBytes` queued reads too slowly: its
+   * messages are dropped (and `false` makes the layer count a skip) until its queue has drained
+   * to half the limit; then it is told how many it missed, before the next message.
+   */
+  private write(connection: Connection, frame: Buffer): boolean {
+    const { socket } = connection;
     if (socket.readyState !== WebSocket.OPEN) return true;
-    if (socket.bufferedAmount > this.options.maxBufferedBytes) return false;
+    const buffered = socket.bufferedAmount;
+    if (connection.dropped > 0) {
+      if (buffered > this.options.maxBufferedBytes / 2) return this.drop(connection);
+      this.tellDropped(connection);
+    } else if (buffered > this.options.maxBufferedBytes) {
+      return this.drop(connection);
+    }
     socket.send(frame, TEXT);
+    this.metrics.deliveries++;
     return true;
+  }
+
+  private drop(connection: Connection): false {
+    connection.dropped++;
+    this.metrics.dropped++;
+    return false;
+  }
+
+  /** A pong: the socket read everything queued before the ping, so tell it what it missed. */
+  private drained(socket: WebSocket): void {
+    const connection = this.connections.get(socket);
+    if (!connection || connection.dropped === 0 || socket.readyState !== WebSocket.OPEN) return;
+    if (socket.bufferedAmount <= this.options.maxBufferedBytes / 2) this.tellDropped(connection);
+  }
+
+  private tellDropped(connection: Connection): void {
+    const count = connection.dropped;
+    connection.dropped = 0;
+    const frame: MessagesDroppedFrame = {
+      type: 'error',
+      code: ErrorCode.MessagesDropped,
+      message: `${count} messages were dropped: this connection read too slowly`,
+      count,
+    };
+    connection.socket.send(JSON.stringify(frame));
+    this.metrics.errorSent(ErrorCode.MessagesDropped);
+  }
+
+  private sendError(socket: WebSocket, code: ErrorCode, message: string): void {
+    socket.send(errorFrame(code, message));
+    this.metrics.errorSent(code);
+  }
+
+  /** Bytes queued for every socket; read at scrape time only. */
+  private sendBufferBytes(): number {
+    let total = 0;
+    for (const socket of this.connections.keys()) total += socket.bufferedAmount;
+    return total;
   }
 
   private async join(connection: Connection): Promise<void> {
     const channel = await this.layer.newChannel('chat');
     connection.channel = channel;
     connection.detach = this.layer.attach(channel, (message) => this.dispatch(connection, message));
+    const started = performance.now();
     await this.layer.groupAdd(this.options.group, channel);
+    this.metrics.layerOperation('group_add', performance.now() - started);
     if (connection.closed) return this.leave(connection);
     connection.joined = true;
+    this.metrics.roomJoined(this.options.group);
     connection.socket.send(CONNECTION_ESTABLISHED);
+    this.metrics.controlFramesSent++;
     const early = connection.early;
     connection.early = undefined;
     early?.forEach((message) => this.dispatch(connection, message));
     await this.notify(this.options.onConnect, connection);
+  }
+
+  /** The handshake: its Origin first (403, as Channels' OriginValidator), then `authenticate`. */
+  private verify(request: IncomingMessage, done: VerifyDone): void {
+    if (!this.originAllowed(request.headers.origin, request.headers.host)) {
+      this.metrics.handshakeRefused('origin');
+      this.logger.debug(
+        `refused a handshake from origin ${JSON.stringify(request.headers.origin)}`,
+      );
+      return done(false, 403, 'Forbidden');
+    }
+    if (!this.options.authenticate) return done(true);
+    void this.admit(request, done);
   }
 
   /** The handshake's verdict, from the host's `authenticate` hook. */
@@ -258,11 +393,14 @@ export class ChatGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   }
 
   private async leave(connection: Connection): Promise<void> {
+    if (connection.joined) this.metrics.roomLeft(this.options.group);
     connection.joined = false;
     connection.detach?.();
     if (!connection.channel) return;
     try {
+      const started = performance.now();
       await this.layer.groupDiscard(this.options.group, connection.channel);
+      this.metrics.layerOperation('group_discard', performance.now() - started);
     } catch (error) {
       this.logger.warn(`could not leave group ${this.options.group}: ${describe(error)}`);
     }
@@ -273,7 +411,8 @@ export class ChatGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     await this.leave(connection);
     const { socket } = connection;
     if (socket.readyState !== WebSocket.OPEN) return;
-    socket.send(errorFrame(ErrorCode.LayerUnavailable, 'could not join the room; try again later'));
+    this.sendError(socket, ErrorCode.LayerUnavailable, 'could not join the room; try again later');
+    this.metrics.closedByServer('layer_unavailable');
     socket.close(CloseCode.TryAgainLater, 'channel layer unavailable');
   }
 
@@ -281,12 +420,14 @@ export class ChatGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     const { socket } = connection;
     if (socket.readyState !== WebSocket.OPEN) return;
     if (error instanceof ChannelLayerUnavailable) {
-      socket.send(
-        errorFrame(ErrorCode.LayerUnavailable, 'message not sent: channel layer unavailable'),
+      this.sendError(
+        socket,
+        ErrorCode.LayerUnavailable,
+        'message not sent: channel layer unavailable',
       );
     } else {
       this.logger.error(`groupSend failed: ${describe(error)}`);
-      socket.send(errorFrame(ErrorCode.InternalError, 'message not sent: server error'));
+      this.sendError(socket, ErrorCode.InternalError, 'message not sent: server error');
     }
   }
 }

@@ -9,6 +9,7 @@ import {
 import { ModuleRef } from '@nestjs/core';
 import { ChannelLayer } from '../channel-layer/channel-layer';
 import { InMemoryChannelLayer } from '../channel-layer/in-memory-channel-layer';
+import { ChatMetrics } from './chat-metrics';
 import { ChatRooms } from './chat-rooms';
 import { ChatGateway } from './chat.gateway';
 import {
@@ -60,7 +61,8 @@ async function buildLayer(
 
 /**
  * The seed's chat as a module: a WebSocket gateway on a `ChannelLayer`, in memory unless a layer
- * is given. Exports `ChannelLayer` and `ChatRooms`, so the app reaches rooms from anywhere.
+ * is given. Exports `ChannelLayer` and `ChatRooms`, so the app reaches rooms from anywhere, and
+ * `ChatMetrics` (Prometheus), which `HealthModule.forChat` serves.
  * Needs `app.useWebSocketAdapter(new ChatWsAdapter(app))`.
  */
 @Module({})
@@ -88,7 +90,13 @@ function withGateway(module: DynamicModule): DynamicModule {
   class ModuleChatGateway extends ChatGateway {}
   return {
     ...module,
-    providers: [...(module.providers ?? []), ...layerProviders, ChatRooms, ModuleChatGateway],
-    exports: [...(module.exports ?? []), ChannelLayer, ChatRooms],
+    providers: [
+      ...(module.providers ?? []),
+      ...layerProviders,
+      ChatRooms,
+      ChatMetrics,
+      ModuleChatGateway,
+    ],
+    exports: [...(module.exports ?? []), ChannelLayer, ChatRooms, ChatMetrics],
   };
 }

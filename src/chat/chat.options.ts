@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Type } from '@nestjs/common';
 import type { ChannelLayer } from '../channel-layer/channel-layer';
+import type { ConnectionPolicyOptions } from './connection-policy';
 
 /** Who is on the other end of a socket, as the host's `authenticate` hook decided. */
 export interface ChatUser {
@@ -76,7 +77,7 @@ export interface ChatModuleExtras {
 }
 
 /** Options of {@link ChatModule}; every one has a default. */
-export interface ChatModuleOptions {
+export interface ChatModuleOptions extends ConnectionPolicyOptions {
   /**
    * The WebSocket path. Matched with and without a trailing slash.
    * @default '/ws/socket-server'

@@ -24,8 +24,19 @@ export interface ErrorFrame {
   message: string;
 }
 
+/**
+ * Tells a slow reader how many chat messages it missed: sent once its send buffer has drained,
+ * before the next message it gets.
+ */
+export interface MessagesDroppedFrame extends ErrorFrame {
+  code: 'messages_dropped';
+  /** Chat messages dropped since the last such frame. */
+  count: number;
+}
+
 /** Everything the server sends. */
-export type ServerFrame = ConnectionEstablishedFrame | ChatFrame | ErrorFrame;
+export type ServerFrame =
+  ConnectionEstablishedFrame | ChatFrame | ErrorFrame | MessagesDroppedFrame;
 
 /** What a client sends: the seed's `{"message": "..."}`. Other fields are ignored. */
 export interface ClientFrame {
@@ -52,6 +63,13 @@ export const ErrorCode = {
   LayerUnavailable: 'layer_unavailable',
   /** Anything else that went wrong on the server; the message was not sent. */
   InternalError: 'internal_error',
+  /** Over the rate limit: the frame was not handled. Keep going and the socket closes (1008). */
+  RateLimited: 'rate_limited',
+  /**
+   * The socket read too slowly and `count` chat messages to it were dropped; sent once it has
+   * drained, before the next message (see {@link MessagesDroppedFrame}).
+   */
+  MessagesDropped: 'messages_dropped',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -59,6 +77,10 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 export const CloseCode = {
   /** The server is shutting down. */
   GoingAway: 1001,
+  /** A text frame was not valid UTF-8 (sent by `ws` itself). */
+  InvalidFramePayload: 1007,
+  /** The client kept sending over the rate limit. */
+  PolicyViolation: 1008,
   /** A frame was larger than the frame size limit (sent by `ws` itself). */
   MessageTooBig: 1009,
   /** The channel layer could not be reached when the socket tried to join. */

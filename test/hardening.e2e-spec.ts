@@ -1,0 +1,344 @@
+import type { Socket } from 'node:net';
+import WebSocket from 'ws';
+import { ChatTestClient, HandshakeRefused } from '../src/testing';
+import { waitFor } from './channel-layer.conformance';
+import { RunningChatApp, startChatApp } from './support/chat-app';
+import { sample, scrape } from './support/metrics';
+
+type Frame = { type: string; code?: string; message?: string; count?: number };
+
+describe('Origin check (allowedOrigins)', () => {
+  let chat: RunningChatApp;
+  let ownOrigin: string;
+
+  beforeAll(async () => {
+    chat = await startChatApp();
+    ownOrigin = chat.httpUrl;
+  });
+
+  afterAll(async () => {
+    await chat.close();
+  });
+
+  it('accepts a page of the server’s own host', async () => {
+    const client = await ChatTestClient.connect(chat.wsUrl(), { origin: ownOrigin });
+    await client.greeted();
+    await client.close();
+  });
+
+  it('accepts a client that sends no Origin (bots, CLIs)', async () => {
+    const client = await chat.join();
+    await client.close();
+  });
+
+  it('refuses another origin with HTTP 403 and opens no socket', async () => {
+    const before = await scrape(chat.httpUrl);
+    await expect(
+      ChatTestClient.connect(chat.wsUrl(), { origin: 'http://evil.example' }),
+    ).rejects.toEqual(new HandshakeRefused(403));
+    const after = await scrape(chat.httpUrl);
+    expect(sample(after, 'chat_connections_opened_total')).toBe(
+      sample(before, 'chat_connections_opened_total'),
+    );
+    expect(sample(after, 'chat_handshakes_refused_total{reason="origin"}')).toBe(
+      sample(before, 'chat_handshakes_refused_total{reason="origin"}') + 1,
+    );
+  });
+
+  it('refuses the same host on another port', async () => {
+    const otherPort = ownOrigin.replace(/:(\d+)$/, (_, port: string) => `:${Number(port) + 1}`);
+    await expect(ChatTestClient.connect(chat.wsUrl(), { origin: otherPort })).rejects.toEqual(
+      new HandshakeRefused(403),
+    );
+  });
+
+  describe('with allowedOrigins and rejectMissingOrigin', () => {
+    let strict: RunningChatApp;
+
+    beforeAll(async () => {
+      strict = await startChatApp({
+        allowedOrigins: ['https://chat.example.com'],
+        rejectMissingOrigin: true,
+      });
+    });
+
+    afterAll(async () => {
+      await strict.close();
+    });
+
+    it('accepts a listed origin', async () => {
+      const client = await ChatTestClient.connect(strict.wsUrl(), {
+        origin: 'https://chat.example.com',
+      });
+      await client.greeted();
+      await client.close();
+    });
+
+    it('refuses the server’s own host when it is not listed', async () => {
+      await expect(
+        ChatTestClient.connect(strict.wsUrl(), { origin: strict.httpUrl }),
+      ).rejects.toEqual(new HandshakeRefused(403));
+    });
+
+    it('refuses a handshake without Origin', async () => {
+      await expect(ChatTestClient.connect(strict.wsUrl())).rejects.toEqual(
+        new HandshakeRefused(403),
+      );
+    });
+  });
+});
+
+describe('Rate limit (token bucket per connection)', () => {
+  let chat: RunningChatApp;
+  const rateLimit = {
+    messagesPerSecond: 50,
+    burst: 5,
+    maxViolations: 3,
+    violationWindowMs: 10_000,
+  };
+
+  beforeAll(async () => {
+    chat = await startChatApp({ rateLimit });
+  });
+
+  afterAll(async () => {
+    await chat.close();
+  });
+
+  async function take(client: ChatTestClient, count: number): Promise<Frame[]> {
+    const frames: Frame[] = [];
+    for (let i = 0; i < count; i++) frames.push(await client.next<Frame>());
+    return frames;
+  }
+
+  it('answers a frame over the rate with rate_limited, and nobody sees it', async () => {
+    const [sender, bystander] = await Promise.all([chat.join(), chat.join()]);
+    for (let i = 0; i < 6; i++) sender.send({ message: `m${i}` });
+    const frames = await take(sender, 6);
+    expect(frames.filter((frame) => frame.type === 'chat')).toHaveLength(5);
+    expect(frames.filter((frame) => frame.type === 'error')).toEqual([
+      { type: 'error', code: 'rate_limited', message: expect.any(String) },
+    ]);
+    const seen = await take(bystander, 5);
+    expect(seen.map((frame) => frame.message)).toEqual(['m0', 'm1', 'm2', 'm3', 'm4']);
+    await bystander.expectSilence(100);
+    await Promise.all([sender.close(), bystander.close()]);
+  });
+
+  it('never limits a client that stays within the rate', async () => {
+    const client = await chat.join();
+    for (let i = 0; i < 5; i++) client.send({ message: `a${i}` });
+    const first = await take(client, 5);
+    await new Promise((resolve) => setTimeout(resolve, 150)); // 50/s refills the 5 tokens
+    for (let i = 0; i < 5; i++) client.send({ message: `b${i}` });
+    const second = await take(client, 5);
+    expect([...first, ...second].every((frame) => frame.type === 'chat')).toBe(true);
+    await client.close();
+  });
+
+  it('closes a client that keeps going with 1008, and only that one', async () => {
+    const [flooder, other] = await Promise.all([chat.join(), chat.join()]);
+    const before = await scrape(chat.httpUrl);
+    for (let i = 0; i < 20; i++) flooder.send({ message: `f${i}` });
+    await expect(flooder.closedByServer()).resolves.toMatchObject({ code: 1008 });
+    const errors = flooder.pending.filter((frame) => (frame as Frame).type === 'error');
+    expect(errors).toHaveLength(rateLimit.maxViolations);
+    other.send({ message: 'unaffected' });
+    await expect(other.nextOfType('chat')).resolves.toMatchObject({ message: 'f0' });
+    const after = await scrape(chat.httpUrl);
+    expect(
+      sample(after, 'chat_connections_closed_by_server_total{reason="rate_limited"}') -
+        sample(before, 'chat_connections_closed_by_server_total{reason="rate_limited"}'),
+    ).toBe(1);
+    await other.close();
+  });
+});
+
+describe('Heartbeats', () => {
+  let chat: RunningChatApp;
+
+  beforeAll(async () => {
+    chat = await startChatApp({ heartbeatIntervalMs: 100 });
+  });
+
+  afterAll(async () => {
+    await chat.close();
+  });
+
+  it('terminates a socket that stops answering pings, which frees its group membership', async () => {
+    const before = (await chat.layer.groupChannels('test')).length;
+    // A half-open peer: its TCP connection is up, but nothing answers.
+    const silent = new WebSocket(chat.wsUrl(), { autoPong: false });
+    await new Promise((resolve) => silent.once('message', resolve));
+    expect(await chat.layer.groupChannels('test')).toHaveLength(before + 1);
+    const code = await new Promise<number>((resolve) => silent.once('close', resolve));
+    expect(code).toBe(1006); // terminated: no close frame
+    await waitFor(async () => (await chat.layer.groupChannels('test')).length === before);
+    const metrics = await scrape(chat.httpUrl);
+    expect(
+      sample(metrics, 'chat_connections_closed_by_server_total{reason="heartbeat_timeout"}'),
+    ).toBeGreaterThanOrEqual(1);
+  });
+
+  it('keeps a socket that answers pings, however quiet it is', async () => {
+    const client = await chat.join();
+    await client.expectSilence(500); // five intervals
+    client.send({ message: 'still here' });
+    await expect(client.next()).resolves.toEqual({ type: 'chat', message: 'still here' });
+    await client.close();
+  });
+});
+
+describe('Slow consumers (drop and tell)', () => {
+  let chat: RunningChatApp;
+  const maxBufferedBytes = 64 * 1024;
+
+  beforeAll(async () => {
+    chat = await startChatApp({ maxBufferedBytes, rateLimit: false, heartbeatIntervalMs: 0 });
+  });
+
+  afterAll(async () => {
+    await chat.close();
+  });
+
+  it('bounds what a reader that never reads holds, while the others get every message promptly', async () => {
+    const [slow, sender, fast] = await Promise.all([chat.join(), chat.join(), chat.join()]);
+    const tcp = (slow.socket as unknown as { _socket: Socket })._socket;
+    tcp.pause();
+    // 16 MiB to each member: far more than the kernel's socket buffers hold.
+    const count = 1000;
+    const body = 'x'.repeat(16 * 1024);
+    for (let i = 0; i < count; i++) sender.send({ message: `${i}:${body}` });
+    for (const member of [fast, sender]) {
+      for (let i = 0; i < count; i++) {
+        const frame = await member.next<Frame>();
+        expect(frame.message?.slice(0, frame.message.indexOf(':'))).toBe(String(i));
+      }
+    }
+    const flooded = await scrape(chat.httpUrl);
+    expect(sample(flooded, 'chat_send_buffer_bytes')).toBeLessThanOrEqual(
+      maxBufferedBytes + body.length + 1024,
+    );
+    expect(sample(flooded, 'chat_deliveries_dropped_total')).toBeGreaterThan(0);
+
+    // The room goes on at full speed while the slow reader is still stuck.
+    const started = performance.now();
+    sender.send({ message: 'probe' });
+    await expect(fast.next()).resolves.toEqual({ type: 'chat', message: 'probe' });
+    expect(performance.now() - started).toBeLessThan(250);
+    await sender.next();
+
+    // Once it reads again it gets what was queued, then how many it missed, then new messages.
+    tcp.resume();
+    await waitFor(async () => sample(await scrape(chat.httpUrl), 'chat_send_buffer_bytes') === 0);
+    sender.send({ message: 'after' });
+    const delivered: string[] = [];
+    let notice: Frame | undefined;
+    for (;;) {
+      const frame = await slow.next<Frame>();
+      if (frame.type === 'error') notice = frame;
+      else if (frame.message === 'after') break;
+      else if (frame.message !== 'probe') delivered.push(frame.message?.split(':')[0] ?? '');
+    }
+    expect(notice).toEqual({
+      type: 'error',
+      code: 'messages_dropped',
+      message: expect.any(String),
+      count: expect.any(Number),
+    });
+    // Nothing vanished silently: each message was delivered, in order, or counted as dropped.
+    expect(delivered).toEqual(Array.from({ length: delivered.length }, (_, i) => String(i)));
+    expect(delivered.length + (notice?.count ?? 0)).toBe(count + 1); // + the probe
+    await Promise.all([slow.close(), sender.close(), fast.close()]);
+  });
+});
+
+describe('Health and metrics', () => {
+  let chat: RunningChatApp;
+
+  beforeAll(async () => {
+    chat = await startChatApp();
+  });
+
+  afterAll(async () => {
+    await chat.close();
+  });
+
+  it('answers GET /health (liveness)', async () => {
+    const response = await fetch(`${chat.httpUrl}/health`);
+    expect(response.status).toBe(200);
+    await expect(response.json()).resolves.toMatchObject({ status: 'ok' });
+  });
+
+  it('answers GET /health/ready with the channel layer up', async () => {
+    const response = await fetch(`${chat.httpUrl}/health/ready`);
+    expect(response.status).toBe(200);
+    await expect(response.json()).resolves.toMatchObject({
+      status: 'ok',
+      info: { channel_layer: { status: 'up' } },
+    });
+  });
+
+  it('still serves the lobby at /', async () => {
+    const response = await fetch(`${chat.httpUrl}/`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toMatch(/text\/html/);
+  });
+
+  it('serves GET /metrics in Prometheus text format', async () => {
+    const response = await fetch(`${chat.httpUrl}/metrics`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toMatch(/^text\/plain;.*version=0\.0\.4/);
+    const text = await response.text();
+    for (const name of [
+      'chat_connections',
+      'chat_rooms',
+      'chat_frames_received_total',
+      'chat_frames_sent_total',
+      'chat_deliveries_total',
+      'chat_deliveries_dropped_total',
+      'chat_errors_total',
+      'chat_layer_operation_seconds',
+      'process_resident_memory_bytes',
+      'nodejs_eventloop_lag_seconds',
+    ]) {
+      expect(text).toContain(`# TYPE ${name} `);
+    }
+  });
+
+  it('counts connections, rooms, frames, deliveries, errors and layer latency', async () => {
+    const before = await scrape(chat.httpUrl);
+    const [a, b] = await Promise.all([chat.join(), chat.join()]);
+    a.send({ message: 'counted' });
+    a.send('not json');
+    await a.next();
+    await a.next();
+    await b.next();
+    const after = await scrape(chat.httpUrl);
+    const delta = (key: string): number => sample(after, key) - sample(before, key);
+    expect(sample(after, 'chat_connections')).toBe(2);
+    expect(sample(after, 'chat_rooms')).toBe(1);
+    expect(delta('chat_connections_opened_total')).toBe(2);
+    expect(delta('chat_frames_received_total')).toBe(2);
+    expect(delta('chat_deliveries_total')).toBe(2);
+    expect(delta('chat_errors_total{code="invalid_json"}')).toBe(1);
+    // Two greetings, two deliveries, one error.
+    expect(delta('chat_frames_sent_total')).toBe(5);
+    expect(delta('chat_layer_operation_seconds_count{operation="group_send"}')).toBe(1);
+    expect(delta('chat_layer_operation_seconds_count{operation="group_add"}')).toBe(2);
+    await Promise.all([a.close(), b.close()]);
+    await waitFor(async () => sample(await scrape(chat.httpUrl), 'chat_connections') === 0);
+    expect(sample(await scrape(chat.httpUrl), 'chat_rooms')).toBe(0);
+  });
+
+  it('reports not ready (503), but still alive, when the channel layer is down', async () => {
+    await chat.layer.close();
+    const ready = await fetch(`${chat.httpUrl}/health/ready`);
+    expect(ready.status).toBe(503);
+    await expect(ready.json()).resolves.toMatchObject({
+      status: 'error',
+      error: { channel_layer: { status: 'down' } },
+    });
+    expect((await fetch(`${chat.httpUrl}/health`)).status).toBe(200);
+  });
+});
