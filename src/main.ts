@@ -3,15 +3,25 @@ import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module';
 import { ChatWsAdapter } from './chat/chat-ws.adapter';
+import { createAppLogger } from './app-logger';
 import { loadConfig } from './config';
+import { closeOnSignals } from './shutdown';
 
 async function bootstrap(): Promise<void> {
   const config = loadConfig();
-  const app = await NestFactory.create(AppModule.forRoot({ maxFrameBytes: config.maxFrameBytes }), {
-    logger: config.logLevels,
-  });
+  const logger = createAppLogger({ logLevels: config.logLevels, format: config.logFormat });
+  const app = await NestFactory.create(
+    AppModule.forRoot({
+      maxFrameBytes: config.maxFrameBytes,
+      allowedOrigins: config.allowedOrigins,
+      rejectMissingOrigin: config.rejectMissingOrigin,
+      rateLimit: config.rateLimit,
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+    }),
+    { logger },
+  );
   app.useWebSocketAdapter(new ChatWsAdapter(app));
-  app.enableShutdownHooks();
+  closeOnSignals(app, { timeoutMs: config.shutdownTimeoutMs });
   await app.listen(config.port, config.host);
   new Logger('Bootstrap').log(`lobby on ${await app.getUrl()}/`);
 }

@@ -75,6 +75,9 @@ export class ChatWsAdapter extends WsAdapter {
   }
 
   override async close(server: WebSocketServer): Promise<void> {
+    // Closing first stops new handshakes (ws answers them 503); it completes once every client
+    // has gone, so a socket that joins during the grace period cannot hold shutdown up.
+    const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
     const clients = [...server.clients];
     const closed = clients.map(
       (client) => new Promise<void>((resolve) => client.once('close', () => resolve())),
@@ -86,7 +89,7 @@ export class ChatWsAdapter extends WsAdapter {
     );
     await Promise.all(closed);
     clearTimeout(timer);
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await serverClosed;
   }
 
   private routeUpgrade(port: number, request: IncomingMessage, socket: Duplex, head: Buffer): void {
