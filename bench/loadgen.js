@@ -8,7 +8,7 @@
  * (process.hrtime), which every process on the box shares, so receivers in other workers can
  * subtract it from their own clock.
  *
- * Commands (from the parent): connect, setup, start, stop, drain, close. Each is answered by one
+ * Commands (from the parent): connect, setup, start, go, stop, drain, close. Each is answered by one
  * message with the same `id`. Closed loop: a worker reports `ack` when all its receivers have a
  * sender's message; the parent, once every worker with receivers in that room has, sends `next`
  * to the sender's worker. So each sender has exactly one message in flight end to end, and
@@ -50,12 +50,16 @@ let dups = 0;
 let disorder = 0;
 /** Error frames the server sent this phase, by code. @type {Record<string, number>} */
 let refused = {};
-let stray = 0; // chat frames without our mark, or from a sender outside the receiver's room
+let stray = 0;
+let gaps = 0; // receptions that skipped over a seq (the skipped ones are losses) // chat frames without our mark, or from a sender outside the receiver's room
 /** Closed loop: the seq each sender has in flight, and how many of my clients still miss it. */
 let outstanding = new Int32Array(0);
 let remaining = new Int32Array(0);
 /** room → number of my clients in it. @type {Map<number, number>} */
 let roomSize = new Map();
+let rate = 0;
+/** Counts phases, so a closed-loop `next` left over from the previous phase is ignored. */
+let phaseNo = 0;
 let openTimer = /** @type {NodeJS.Timeout | undefined} */ (undefined);
 
 const nowMicros = () => Number(process.hrtime.bigint() / 1000n);
@@ -95,7 +99,10 @@ function onMessage(c, data) {
   if (s === last) dups++;
   else {
     if (s < last) disorder++;
-    else c.last[sid] = s;
+    else {
+      if (s > last + 1 && last > 0) gaps++;
+      c.last[sid] = s;
+    }
     got++;
     if (recording) hist.record(nowMicros() - t);
   }
@@ -106,7 +113,7 @@ function onMessage(c, data) {
       outstanding[sid] = s;
       remaining[sid] = roomSize.get(c.room) ?? 0;
     }
-    if (--remaining[sid] === 0) process.send?.({ ev: 'ack', sid, s });
+    if (--remaining[sid] === 0) process.send?.({ ev: 'ack', sid, s, phase: phaseNo });
   }
 }
 
@@ -204,20 +211,30 @@ function setup({ assign, roomsOfSenders }) {
 }
 
 function start({ openLoop, ratePerSender, record }) {
-  got = dups = disorder = stray = 0;
+  got = dups = disorder = stray = gaps = 0;
   refused = {};
   hist = new Histogram();
   recording = record;
   sentThisPhase.fill(0);
-  running = true;
   mode = openLoop ? 'open' : 'closed';
+  rate = ratePerSender;
+  phaseNo++;
+  return {};
+}
+
+/**
+ * Senders go. A separate command from `start`, so that every worker has reset its counters before
+ * the first message of the phase can reach it.
+ */
+function go() {
+  running = true;
   if (mode === 'closed') {
     for (const c of senders) send(c);
   } else {
     // Open loop: a fixed schedule per sender, whatever comes back; catch up if a tick ran late.
     const t0 = process.hrtime.bigint();
     openTimer = setInterval(() => {
-      const due = Math.floor((Number(process.hrtime.bigint() - t0) / 1e9) * ratePerSender);
+      const due = Math.floor((Number(process.hrtime.bigint() - t0) / 1e9) * rate);
       for (const c of senders) while (sentThisPhase[c.sid] < due) send(c);
     }, 2);
   }
@@ -262,6 +279,7 @@ async function drain({ sent, lastSeq, timeoutMs }) {
   return {
     short,
     refused,
+    gaps,
     expected,
     got,
     dups,
@@ -292,7 +310,7 @@ async function close() {
 }
 
 /** @type {Record<string, (args: any) => unknown>} */
-const commands = { connect, setup, start, stop, drain, close };
+const commands = { connect, setup, start, go, stop, drain, close };
 
 /** sender id → its client, for the parent's `next` (closed loop). @type {Map<number, Client>} */
 const bySid = new Map();
@@ -301,7 +319,7 @@ process.on('message', async (/** @type {{ id: number, cmd: string, args: any }} 
   if (msg.cmd === 'next') {
     // Everyone has the sender's previous message: send the next one (no reply, hot path).
     const c = bySid.get(msg.args.sid);
-    if (c && running && mode === 'closed') send(c);
+    if (c && running && mode === 'closed' && msg.args.phase === phaseNo) send(c);
     return;
   }
   try {

@@ -114,7 +114,7 @@ const workloads = (QUICK ? QUICK_SET : FULL).filter(
  * @typedef {object} Worker
  * @property {import('node:child_process').ChildProcess} proc
  * @property {(cmd: string, args?: object) => Promise<any>} call
- * @property {(sid: number, seq: number) => void} onAck set by the closed loop's relay
+ * @property {(sid: number, seq: number, phase: number) => void} onAck set by the closed loop's relay
  */
 
 /** @returns {Worker} */
@@ -137,7 +137,7 @@ function startWorker() {
       }),
   };
   proc.on('message', (/** @type {any} */ msg) => {
-    if (msg.ev === 'ack') return worker.onAck(msg.sid, msg.s);
+    if (msg.ev === 'ack') return worker.onAck(msg.sid, msg.s, msg.phase);
     const p = pending.get(msg.id);
     if (!p) return;
     pending.delete(msg.id);
@@ -166,12 +166,13 @@ function relayAcks(workers, setups, roomsOfSenders) {
   const ackSeq = new Array(roomsOfSenders.length).fill(0);
   const acks = new Array(roomsOfSenders.length).fill(0);
   for (const w of workers) {
-    w.onAck = (sid, seq) => {
+    w.onAck = (sid, seq, phase) => {
       if (seq !== ackSeq[sid]) {
         ackSeq[sid] = seq;
         acks[sid] = 0;
       }
-      if (++acks[sid] === needed[sid]) host.get(sid)?.proc.send({ cmd: 'next', args: { sid } });
+      if (++acks[sid] === needed[sid])
+        host.get(sid)?.proc.send({ cmd: 'next', args: { sid, phase } });
     };
   }
 }
@@ -396,6 +397,7 @@ async function phase(workers, server, w, p) {
       x.call('start', { openLoop: w.rate !== undefined, ratePerSender: w.rate, record: p.record }),
     ),
   );
+  await Promise.all(workers.map((x) => x.call('go')));
   await sleep(p.durationS * 1000);
   const stops = await Promise.all(workers.map((x) => x.call('stop')));
   const sent = new Array(w.senders).fill(0);
@@ -414,7 +416,7 @@ async function phase(workers, server, w, p) {
   // large, the run competed for the CPU and its figures are not clean.
   const otherCpu = Math.max(0, machineBusySeconds() - busy0 - cpu - harnessCpu);
   const hist = new Histogram();
-  const total = { got: 0, dups: 0, disorder: 0, losses: 0, stray: 0, expected: 0 };
+  const total = { got: 0, dups: 0, disorder: 0, losses: 0, stray: 0, gaps: 0, expected: 0 };
   const short = drains.flatMap((d) => d.short);
   /** @type {Record<string, number>} */
   const refused = {};
@@ -531,6 +533,7 @@ async function runOne(workers, kind, w, ctx) {
       dups: r.dups,
       disorder: r.disorder,
       stray: r.stray,
+      gaps: r.gaps,
       wallS: r.wall,
       ...(r.losses ? { missing: r.short } : {}),
     });
