@@ -42,6 +42,8 @@ let senderRoom = new Int32Array(0);
 let seq = new Int32Array(0);
 let sentThisPhase = new Int32Array(0);
 let running = false;
+/** Set by `start` on every worker before any sender goes: receptions count toward acks. */
+let armed = false;
 let mode = 'closed';
 let recording = false;
 let hist = new Histogram();
@@ -108,7 +110,7 @@ function onMessage(c, data) {
   }
   // Closed loop: count this worker's receivers of the sender's one outstanding message; once all
   // have it, tell the parent, which lets the sender go on when every worker has said so.
-  if (running && mode === 'closed' && s > last) {
+  if (armed && mode === 'closed' && s > last) {
     if (s !== outstanding[sid]) {
       outstanding[sid] = s;
       remaining[sid] = roomSize.get(c.room) ?? 0;
@@ -219,6 +221,8 @@ function start({ openLoop, ratePerSender, record }) {
   mode = openLoop ? 'open' : 'closed';
   rate = ratePerSender;
   phaseNo++;
+  outstanding.fill(0);
+  armed = true;
   return {};
 }
 
@@ -243,6 +247,7 @@ function go() {
 
 function stop() {
   running = false;
+  armed = false;
   clearInterval(openTimer);
   /** @type {Record<number, number>} */
   const sent = {};

@@ -269,6 +269,8 @@ async function startServer(kind, ctx) {
           PORT: String(port),
           HOST: '127.0.0.1',
           LOG_LEVEL: 'warn',
+          // The bench measures fan-out, not the per-socket rate limit (issue 7): lift it.
+          RATE_LIMIT_PER_SECOND: '0',
           CHANNEL_LAYER: kind === 'app-redis' ? 'redis' : 'memory',
           ...(kind === 'app-redis' ? { REDIS_URL: ctx.redisUrl } : {}),
           ...APP_ENV,
