@@ -1,21 +1,6 @@
-import { Browser, chromium } from 'playwright-core';
+import { Browser } from 'playwright-core';
 import { RunningChatApp, startChatApp } from './support/chat-app';
-
-/** Debian's chromium; flags keep it off the closed network (see README). */
-export async function launchChromium(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-}
+import { launchChromium } from './support/chromium';
 
 describe('The lobby in a real browser', () => {
   let chat: RunningChatApp;

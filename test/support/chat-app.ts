@@ -19,8 +19,14 @@ export interface RunningChatApp {
   close(): Promise<void>;
 }
 
-/** Starts the runnable AppModule on `listen(0)`; close it in afterAll. */
-export async function startChatApp(options: ChatModuleOptions = {}): Promise<RunningChatApp> {
+/**
+ * Starts the runnable AppModule on `listen(0)`, or on `port` (to restart an app where its
+ * clients will look for it); close it in afterAll.
+ */
+export async function startChatApp(
+  options: ChatModuleOptions = {},
+  port = 0,
+): Promise<RunningChatApp> {
   const moduleRef = await Test.createTestingModule({
     imports: [AppModule.forRoot(options)],
   })
@@ -32,14 +38,14 @@ export async function startChatApp(options: ChatModuleOptions = {}): Promise<Run
     .compile();
   const app = moduleRef.createNestApplication({ logger: ['error', 'warn'] });
   app.useWebSocketAdapter(new ChatWsAdapter(app));
-  await app.listen(0, '127.0.0.1');
-  const { port } = app.getHttpServer().address() as AddressInfo;
+  await app.listen(port, '127.0.0.1');
+  const { port: bound } = app.getHttpServer().address() as AddressInfo;
   const clients: ChatTestClient[] = [];
-  const wsUrl = (path = '/ws/socket-server/'): string => `ws://127.0.0.1:${port}${path}`;
+  const wsUrl = (path = '/ws/socket-server/'): string => `ws://127.0.0.1:${bound}${path}`;
   return {
     app,
     layer: app.get(ChannelLayer),
-    httpUrl: `http://127.0.0.1:${port}`,
+    httpUrl: `http://127.0.0.1:${bound}`,
     wsUrl,
     async join(path, clientOptions) {
       const client = await ChatTestClient.connect(wsUrl(path), clientOptions);
