@@ -7,7 +7,7 @@ import { HealthModule } from './health/health.module';
 @Module({})
 export class AppModule {
   static forRoot(chat: ChatModuleOptions = {}): DynamicModule {
-    const chatModule = ChatModule.forRoot({ ...chat, lobby: true });
+    const chatModule = ChatModule.forRoot({ ...chat, lobby: true, roomsApi: true });
     return {
       module: AppModule,
       imports: [chatModule, HealthModule.forChat(chatModule)],

@@ -28,7 +28,10 @@ describe('Chat over WebSocket (the seed protocol)', () => {
     async (path) => {
       const client = await chat.join(path);
       client.send({ message: `via ${path}` });
-      await expect(client.next()).resolves.toEqual({ type: 'chat', message: `via ${path}` });
+      await expect(client.nextOfType('chat')).resolves.toMatchObject({
+        type: 'chat',
+        message: `via ${path}`,
+      });
     },
   );
 
@@ -42,7 +45,10 @@ describe('Chat over WebSocket (the seed protocol)', () => {
     const [a, b, c] = await Promise.all([chat.join(), chat.join(), chat.join()]);
     b.send({ message: 'hi' });
     for (const client of [a, b, c]) {
-      await expect(client.next()).resolves.toEqual({ type: 'chat', message: 'hi' });
+      await expect(client.nextOfType('chat')).resolves.toMatchObject({
+        type: 'chat',
+        message: 'hi',
+      });
     }
     await Promise.all([a.close(), b.close(), c.close()]);
   });
@@ -58,7 +64,7 @@ describe('Chat over WebSocket (the seed protocol)', () => {
     for (const receiver of [...senders, listener]) {
       const seen = [[], []] as number[][];
       for (let n = 0; n < perSender * 2; n++) {
-        const frame = await receiver.next<{ message: string }>();
+        const frame = await receiver.nextOfType<{ type: string; message: string }>('chat');
         const [s, i] = frame.message.split(':').map(Number);
         seen[s].push(i);
       }
@@ -71,7 +77,10 @@ describe('Chat over WebSocket (the seed protocol)', () => {
   it('accepts a seed client frame with extra fields, ignoring them', async () => {
     const client = await chat.join();
     client.send({ message: 'extra', event: 'ignored', data: 1 });
-    await expect(client.next()).resolves.toEqual({ type: 'chat', message: 'extra' });
+    await expect(client.nextOfType('chat')).resolves.toMatchObject({
+      type: 'chat',
+      message: 'extra',
+    });
     await client.close();
   });
 
@@ -92,14 +101,24 @@ describe('Chat over WebSocket (the seed protocol)', () => {
       async (_label, frame, code) => {
         const [sender, bystander] = await Promise.all([chat.join(), chat.join()]);
         sender.send(frame);
-        const error = await sender.next<{ type: string; code: string; message: string }>();
+        const error = await sender.nextOfType<{ type: string; code: string; message: string }>(
+          'error',
+        );
         expect(error).toEqual({ type: 'error', code, message: expect.any(String) });
         expect(error.message.length).toBeGreaterThan(5);
         // The socket stays open and usable; the bystander saw only the valid message.
         sender.send({ message: 'still here' });
-        await expect(sender.next()).resolves.toEqual({ type: 'chat', message: 'still here' });
-        await expect(bystander.next()).resolves.toEqual({ type: 'chat', message: 'still here' });
-        expect(sender.pending).toEqual([]);
+        await expect(sender.nextOfType('chat')).resolves.toMatchObject({
+          type: 'chat',
+          message: 'still here',
+        });
+        await expect(bystander.nextOfType('chat')).resolves.toMatchObject({
+          type: 'chat',
+          message: 'still here',
+        });
+        expect(
+          sender.pending.filter((frame) => (frame as { type: string }).type === 'error'),
+        ).toEqual([]);
         await Promise.all([sender.close(), bystander.close()]);
       },
     );
@@ -109,7 +128,10 @@ describe('Chat over WebSocket (the seed protocol)', () => {
       big.send({ message: 'x'.repeat(256 * 1024) });
       await expect(big.closedByServer()).resolves.toMatchObject({ code: 1009 });
       other.send({ message: 'unaffected' });
-      await expect(other.next()).resolves.toEqual({ type: 'chat', message: 'unaffected' });
+      await expect(other.nextOfType('chat')).resolves.toMatchObject({
+        type: 'chat',
+        message: 'unaffected',
+      });
       await other.close();
     });
 
@@ -118,7 +140,10 @@ describe('Chat over WebSocket (the seed protocol)', () => {
       bad.socket.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false });
       await expect(bad.closedByServer()).resolves.toMatchObject({ code: 1007 });
       other.send({ message: 'unaffected' });
-      await expect(other.next()).resolves.toEqual({ type: 'chat', message: 'unaffected' });
+      await expect(other.nextOfType('chat')).resolves.toMatchObject({
+        type: 'chat',
+        message: 'unaffected',
+      });
       await other.close();
     });
 
@@ -127,7 +152,10 @@ describe('Chat over WebSocket (the seed protocol)', () => {
       const overhead = JSON.stringify({ message: '' }).length;
       const message = 'y'.repeat(256 * 1024 - overhead);
       client.send({ message });
-      await expect(client.next()).resolves.toEqual({ type: 'chat', message });
+      await expect(client.nextOfType('chat')).resolves.toMatchObject({
+        type: 'chat',
+        message,
+      });
       await client.close();
     });
   });

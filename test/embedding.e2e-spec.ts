@@ -61,7 +61,7 @@ describe('Embedding ChatModule in a host app (examples/host-app)', () => {
     const bob = await connect('', { headers: { cookie: 'theme=dark; session=token-bob' } });
     await Promise.all([ann.greeted(), bob.greeted()]);
     bob.send({ message: 'hello ann' });
-    await expect(ann.nextOfType('chat')).resolves.toEqual({
+    await expect(ann.nextOfType('chat')).resolves.toMatchObject({
       type: 'chat',
       message: 'hello ann',
       user: 'bob',
@@ -76,7 +76,7 @@ describe('Embedding ChatModule in a host app (examples/host-app)', () => {
       body: JSON.stringify({ text: 'maintenance at noon' }),
     });
     expect(response.status).toBe(202);
-    await expect(listener.nextOfType('chat')).resolves.toEqual({
+    await expect(listener.nextOfType('chat')).resolves.toMatchObject({
       type: 'chat',
       message: 'maintenance at noon',
       user: 'system',
@@ -87,20 +87,28 @@ describe('Embedding ChatModule in a host app (examples/host-app)', () => {
     const sender = await connect('?token=token-ann').then((c) => c.greeted());
     const other = await connect('?token=token-bob').then((c) => c.greeted());
     sender.send({ message: 'buy spam now' });
-    await expect(sender.next()).resolves.toEqual({
+    await expect(sender.nextOfType('error')).resolves.toEqual({
       type: 'error',
       code: 'message_rejected',
       message: 'that word is not allowed here',
     });
     sender.send({ message: '   ' });
-    await expect(sender.next()).resolves.toEqual({
+    await expect(sender.nextOfType('error')).resolves.toEqual({
       type: 'error',
       code: 'empty_message',
       message: 'say something',
     });
     sender.send({ message: '  padded  ' });
-    await expect(other.next()).resolves.toEqual({ type: 'chat', message: 'padded', user: 'ann' });
-    await expect(sender.next()).resolves.toEqual({ type: 'chat', message: 'padded', user: 'ann' });
+    await expect(other.nextOfType('chat')).resolves.toMatchObject({
+      type: 'chat',
+      message: 'padded',
+      user: 'ann',
+    });
+    await expect(sender.nextOfType('chat')).resolves.toMatchObject({
+      type: 'chat',
+      message: 'padded',
+      user: 'ann',
+    });
   });
 
   it('keeps each sender’s order through the async message hook', async () => {
@@ -169,10 +177,17 @@ describe('Several ChatModules in one app', () => {
     ]);
     a1.send({ message: 'for a' });
     b1.send({ message: 'for b' });
-    await expect(a2.next()).resolves.toEqual({ type: 'chat', message: 'for a' });
-    await expect(b1.next()).resolves.toEqual({ type: 'chat', message: 'for b' });
-    await Promise.all([a2.expectSilence(), c1.expectSilence()]);
-    expect(a1.pending).toEqual([{ type: 'chat', message: 'for a' }]);
+    await expect(a2.nextOfType('chat')).resolves.toMatchObject({
+      type: 'chat',
+      message: 'for a',
+    });
+    await expect(b1.nextOfType('chat')).resolves.toMatchObject({
+      type: 'chat',
+      message: 'for b',
+    });
+    await Promise.all([a2.expectSilence(200, 'chat'), c1.expectSilence(200, 'chat')]);
+    await expect(a1.nextOfType('chat')).resolves.toMatchObject({ message: 'for a' });
+    await a1.expectSilence(100, 'chat');
     await Promise.all([a1, a2, b1, c1].map((client) => client.close()));
   });
 
@@ -197,7 +212,10 @@ describe('Overriding the ChannelLayer in a testing module', () => {
     const client = await ChatTestClient.connect(`ws://127.0.0.1:${port}/ws/socket-server/`);
     await client.greeted();
     client.send({ message: 'via override' });
-    await expect(client.next()).resolves.toEqual({ type: 'chat', message: 'via override' });
+    await expect(client.nextOfType('chat')).resolves.toMatchObject({
+      type: 'chat',
+      message: 'via override',
+    });
     expect(layer.sentByGroup.get('test')).toBe(1);
     await client.close();
     await app.close();

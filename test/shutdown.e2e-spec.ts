@@ -96,7 +96,7 @@ describe('Graceful shutdown of the compiled app (node dist/main.js)', () => {
     );
     const secret = `secret-${randomUUID()}`;
     a.send({ message: secret });
-    await expect(b.next()).resolves.toEqual({ type: 'chat', message: secret });
+    await expect(b.nextOfType('chat')).resolves.toMatchObject({ type: 'chat', message: secret });
     // A client that never answers the close frame: shutdown waits 2 s for it, no longer.
     (stuck.socket as unknown as { _socket: Socket })._socket.pause();
 

@@ -1,11 +1,13 @@
 import { ChannelMessage, InMemoryChannelLayer } from '../../src';
 
-/** The host's custom layer: in memory, and it keeps a count of what went through groupSend. */
+/** The host's custom layer: in memory, and it counts the chat messages sent to each group. */
 export class AuditedChannelLayer extends InMemoryChannelLayer {
   readonly sentByGroup = new Map<string, number>();
 
   override async groupSend(group: string, message: ChannelMessage): Promise<void> {
     await super.groupSend(group, message);
-    this.sentByGroup.set(group, (this.sentByGroup.get(group) ?? 0) + 1);
+    if (message.type === 'chat.message') {
+      this.sentByGroup.set(group, (this.sentByGroup.get(group) ?? 0) + 1);
+    }
   }
 }

@@ -6,7 +6,8 @@ import { ChannelLayer } from '../channel-layer/channel-layer';
 export type LayerOperation = 'group_send' | 'group_add' | 'group_discard';
 
 /** Why the server ended a connection. */
-export type ServerCloseReason = 'rate_limited' | 'heartbeat_timeout' | 'layer_unavailable';
+export type ServerCloseReason =
+  'rate_limited' | 'heartbeat_timeout' | 'layer_unavailable' | 'invalid_session';
 
 /**
  * The chat's numbers, in a Prometheus registry of its own (`registry`; `GET /metrics` serves it).

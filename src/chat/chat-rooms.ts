@@ -1,12 +1,14 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { ChannelLayer } from '../channel-layer/channel-layer';
+import { ChatRecord, RoomState } from '../rooms/room-state';
 import { CHAT_MODULE_OPTIONS } from './chat.module-definition';
 import { ChatModuleOptions, resolveChatOptions } from './chat.options';
 import { CHAT_MESSAGE } from './chat.protocol';
 
 /**
  * Posts into rooms from anywhere in the app (a controller, a cron job, a queue worker): the
- * room's sockets get a `chat` frame, exactly as if a client had sent it.
+ * room's sockets get a `chat` frame, exactly as if a client had sent it, and it enters the room's
+ * history.
  */
 @Injectable()
 export class ChatRooms {
@@ -14,20 +16,28 @@ export class ChatRooms {
 
   constructor(
     private readonly layer: ChannelLayer,
+    private readonly rooms: RoomState,
     @Inject(CHAT_MODULE_OPTIONS) options: ChatModuleOptions,
   ) {
     this.defaultRoom = resolveChatOptions(options).group;
   }
 
   /**
-   * Sends `message` to every socket of `room` (the module's group by default), with `user` as its
-   * sender's name when given. Rejects with the layer's error (`ChannelLayerUnavailable`, ...).
+   * Sends `message` to every socket of `room` (the module's default room unless given), from
+   * `user` (default `'system'`). Resolves with the record as sent; rejects with the layer's or the
+   * store's error (`ChannelLayerUnavailable`, ...).
    */
-  async send(message: string, options: { room?: string; user?: string } = {}): Promise<void> {
-    const user = options.user;
-    await this.layer.groupSend(
-      options.room ?? this.defaultRoom,
-      user === undefined ? { type: CHAT_MESSAGE, message } : { type: CHAT_MESSAGE, message, user },
-    );
+  async send(message: string, options: { room?: string; user?: string } = {}): Promise<ChatRecord> {
+    const record = await this.rooms.append(options.room ?? this.defaultRoom, {
+      message,
+      user: options.user ?? 'system',
+    });
+    await this.layer.groupSend(record.room, { ...record, type: CHAT_MESSAGE });
+    return record;
+  }
+
+  /** Who is in `room` now: user names, sorted, each once. */
+  users(room: string = this.defaultRoom): Promise<string[]> {
+    return this.rooms.users(room);
   }
 }

@@ -21,14 +21,16 @@ export interface ChatWsAdapterOptions {
   closeTimeoutMs?: number;
 }
 
-type RoutedServer = WebSocketServer & { path: string };
+/** A server in the registry: Nest's normalized path, and our room prefix among ws' options. */
+type RoutedServer = WebSocketServer & { path: string; options: { roomPath?: string } };
 
 /**
- * Nest's `WsAdapter` for plain WebSocket frames. It differs in three places only:
+ * Nest's `WsAdapter` for plain WebSocket frames. It differs in these places only:
  * - every frame reaches the gateway as is (`RAW_FRAME_EVENT`), instead of being dropped unless it
  *   is a `{"event","data"}` envelope;
  * - a gateway's path matches with and without its trailing slash (the seed's URL has one), and
- *   an unknown path gets a 404 instead of a hung-up socket;
+ *   an unknown path gets a 404 instead of a hung-up socket; a gateway with a `roomPath` option
+ *   also takes `<roomPath>/<room>/`;
  * - shutdown closes sockets with 1001 instead of terminating them without a close frame.
  */
 export class ChatWsAdapter extends WsAdapter {
@@ -101,12 +103,21 @@ export class ChatWsAdapter extends WsAdapter {
     }
     const path = pathname.length > 1 && pathname.endsWith('/') ? pathname.slice(0, -1) : pathname;
     const servers = (this.wsServersRegistry.get(port) ?? []) as RoutedServer[];
-    const server = servers.find((candidate) => candidate.path === path);
+    const server = servers.find(
+      (candidate) => candidate.path === path || isRoomPath(candidate.options.roomPath, path),
+    );
     if (!server) return rejectUpgrade(socket, 404);
     server.handleUpgrade(request, socket, head, (ws: WebSocket) => {
       server.emit('connection', ws, request);
     });
   }
+}
+
+/** `<roomPath>/<one segment>`: the Channels tutorial's `/ws/chat/<room>/`. */
+function isRoomPath(roomPath: string | undefined, path: string): boolean {
+  if (!roomPath || !path.startsWith(`${roomPath}/`)) return false;
+  const room = path.slice(roomPath.length + 1);
+  return room.length > 0 && !room.includes('/');
 }
 
 function rejectUpgrade(socket: Duplex, status: number): void {

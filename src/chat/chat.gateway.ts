@@ -13,7 +13,9 @@ import { GATEWAY_OPTIONS } from '@nestjs/websockets/constants';
 import { WebSocket, WebSocketServer } from 'ws';
 import { ChannelLayer, ChannelMessage } from '../channel-layer/channel-layer';
 import { ChannelLayerUnavailable } from '../channel-layer/channel-layer.errors';
+import { RoomState, compareRecordIds } from '../rooms/room-state';
 import { ChatMetrics } from './chat-metrics';
+import { ChatSession, guestName, parseSession } from './chat-session';
 import { CHAT_WS_SERVER, RAW_FRAME_EVENT } from './chat-ws.adapter';
 import { CHAT_MODULE_OPTIONS } from './chat.module-definition';
 import {
@@ -27,7 +29,8 @@ import {
 import {
   CHAT_MESSAGE,
   CONNECTION_ESTABLISHED,
-  ChatFrame,
+  HistoryFrame,
+  PRESENCE_UPDATE,
   ChatMessageRejected,
   CloseCode,
   ErrorCode,
@@ -35,6 +38,7 @@ import {
   ProtocolError,
   errorFrame,
   parseClientFrame,
+  wireFrame,
 } from './chat.protocol';
 import { ResolvedConnectionPolicy, resolveConnectionPolicy } from './connection-policy';
 import { Heartbeat } from './heartbeat';
@@ -46,10 +50,16 @@ interface Connection {
   readonly socket: WebSocket;
   /** What hooks see; the user travels with the connection from the handshake on. */
   readonly info: ChatConnectionInfo;
-  /** The sender name on this socket's chat messages. */
-  readonly userName?: string;
-  /** Frames waiting for an async `onMessage` hook, so each sender's order holds. */
-  hookQueue?: Promise<void>;
+  /** Room, name and resume point from the URL, or why they were refused. */
+  readonly session: ChatSession | ProtocolError;
+  /** The room, which is the socket's group. */
+  readonly room: string;
+  /** The name on this socket's chat messages and in presence. */
+  readonly userName: string;
+  /** The last message in flight: the next waits for it, so each sender's order holds. */
+  sending?: Promise<void>;
+  /** Counted in the room's presence. */
+  present?: boolean;
   channel?: string;
   detach?: () => void;
   /** Settles once the socket is in its group and greeted; frames wait for it. */
@@ -62,6 +72,15 @@ interface Connection {
   readonly limiter?: RateLimiter;
   /** Chat messages dropped since the socket was last told; > 0 while it reads too slowly. */
   dropped: number;
+}
+
+/** The layer message a presence change travels as. */
+interface PresenceUpdate {
+  type: typeof PRESENCE_UPDATE;
+  room: string;
+  users: string[];
+  count: number;
+  [key: string]: unknown;
 }
 
 /** ws' verifyClient callback: accept, or refuse with an HTTP status. */
@@ -88,16 +107,21 @@ export class ChatGateway
   /** Disconnected sockets still leaving their group: shutdown waits for them. */
   private readonly leaving = new Set<Promise<void>>();
   private readonly connections = new Map<WebSocket, Connection>();
+  /** Rooms with a presence announcement pending. */
+  private readonly presenceDue = new Map<string, NodeJS.Timeout>();
+  /** Set on shutdown: sockets still leave, but nobody is left to tell. */
+  private closing = false;
   /** Users admitted by `authenticate`, from the handshake until the socket opens. */
   private readonly admitted = new WeakMap<IncomingMessage, ChatUser>();
-  /** The last chat message serialized: every member of one groupSend gets the same object. */
-  private lastChat?: ChannelMessage;
-  private lastChatFrame = Buffer.alloc(0);
+  /** The last layer message serialized: every member of one groupSend gets the same object. */
+  private lastMessage?: ChannelMessage;
+  private lastFrame = Buffer.alloc(0);
 
   constructor(
     private readonly layer: ChannelLayer,
     @Inject(CHAT_MODULE_OPTIONS) options: ChatModuleOptions,
     private readonly metrics: ChatMetrics,
+    private readonly rooms: RoomState,
   ) {
     this.options = resolveChatOptions(options);
     this.policy = resolveConnectionPolicy(options);
@@ -114,6 +138,7 @@ export class ChatGateway
       GATEWAY_OPTIONS,
       {
         path: this.options.path,
+        roomPath: this.options.roomPath,
         maxPayload: this.options.maxFrameBytes,
         verifyClient: (info: { req: IncomingMessage }, done: VerifyDone) =>
           this.verify(info.req, done),
@@ -129,20 +154,36 @@ export class ChatGateway
       throw new Error(`ChatModule needs ChatWsAdapter: ${hint}`);
     }
     this.heartbeat.start();
+    // Presence changes no socket here caused (a process that died, seen by the room store).
+    this.rooms.onPresenceChange((room) => this.schedulePresence(room));
   }
 
   /** Runs before the module closes the layer: sockets closed by shutdown finish leaving first. */
   async onApplicationShutdown(): Promise<void> {
+    this.closing = true;
     this.heartbeat.stop();
+    this.presenceDue.forEach((timer) => clearTimeout(timer));
+    this.presenceDue.clear();
     await Promise.all(this.leaving);
   }
 
   handleConnection(socket: WebSocket, request: IncomingMessage): void {
     const user = this.admitted.get(request);
+    const session = parseSession(request, {
+      roomPath: this.options.roomPath,
+      defaultRoom: this.options.group,
+    });
+    const room = session instanceof ProtocolError ? this.options.group : session.room;
     const connection: Connection = {
       socket,
-      info: { user, group: this.options.group, request },
-      userName: user ? (user.name ?? user.id) : undefined,
+      info: { user, group: room, request },
+      session,
+      room,
+      // The host's user wins over ?name=, so nobody chats under someone else's login.
+      userName:
+        (user ? (user.name ?? user.id) : undefined) ??
+        (session instanceof ProtocolError ? undefined : session.name) ??
+        guestName(),
       joined: false,
       closed: false,
       limiter: this.policy.rateLimit
@@ -192,48 +233,45 @@ export class ChatGateway
       this.sendError(connection.socket, frame.code, frame.message);
       return;
     }
-    if (!this.options.onMessage) return this.broadcast(connection, frame.message);
-    // The hook may be async: chain per connection so a sender's messages keep their order.
-    connection.hookQueue = (connection.hookQueue ?? Promise.resolve()).then(() =>
-      this.screen(connection, frame.message),
-    );
+    // Recording (and the host's hook) is async: chain per connection so a sender's messages keep
+    // their order.
+    const previous = connection.sending;
+    connection.sending = previous
+      ? previous.then(() => this.publish(connection, frame.message))
+      : this.publish(connection, frame.message);
   }
 
-  private async screen(connection: Connection, message: string): Promise<void> {
+  /** The host's hook, then the room's history (id, time), then one `groupSend`. */
+  private async publish(connection: Connection, text: string): Promise<void> {
+    const { socket } = connection;
+    let message = text;
     const hook = this.options.onMessage;
-    let screened: string;
-    try {
-      screened = await (hook as NonNullable<typeof hook>)({ ...connection.info, message });
-      if (typeof screened !== 'string') throw new TypeError('onMessage must return a string');
-    } catch (error) {
-      if (connection.socket.readyState !== WebSocket.OPEN) return;
-      if (error instanceof ChatMessageRejected) {
-        connection.socket.send(errorFrame(error.code, error.message));
-      } else {
-        this.logger.error(`onMessage hook failed: ${describe(error)}`);
-        connection.socket.send(
-          errorFrame(ErrorCode.InternalError, 'message not sent: server error'),
-        );
+    if (hook) {
+      try {
+        message = await hook({ ...connection.info, message: text });
+        if (typeof message !== 'string') throw new TypeError('onMessage must return a string');
+      } catch (error) {
+        if (socket.readyState !== WebSocket.OPEN) return;
+        if (error instanceof ChatMessageRejected) {
+          socket.send(errorFrame(error.code, error.message));
+        } else {
+          this.logger.error(`onMessage hook failed: ${describe(error)}`);
+          this.sendError(socket, ErrorCode.InternalError, 'message not sent: server error');
+        }
+        return;
       }
-      return;
     }
-    this.broadcast(connection, screened);
-  }
-
-  private broadcast(connection: Connection, message: string): void {
-    const user = connection.userName;
     const started = performance.now();
-    this.layer
-      .groupSend(
-        this.options.group,
-        user === undefined
-          ? { type: CHAT_MESSAGE, message }
-          : { type: CHAT_MESSAGE, message, user },
-      )
-      .then(
-        () => this.metrics.layerOperation('group_send', performance.now() - started),
-        (error: unknown) => this.reportSendFailure(connection, error),
-      );
+    try {
+      const record = await this.rooms.append(connection.room, {
+        message,
+        user: connection.userName,
+      });
+      await this.layer.groupSend(connection.room, { ...record, type: CHAT_MESSAGE });
+      this.metrics.layerOperation('group_send', performance.now() - started);
+    } catch (error) {
+      this.reportSendFailure(connection, error);
+    }
   }
 
   /** The rate limit: `false` when the frame must not be handled (refused, or the socket closed). */
@@ -258,24 +296,24 @@ export class ChatGateway
       (connection.early ??= []).push(message);
       return true;
     }
-    switch (message.type) {
-      case CHAT_MESSAGE:
-        return this.write(connection, this.chatFrame(message));
-      default:
-        this.logger.warn(`no handler for message type ${message.type}`);
-        return true;
-    }
+    const frame = this.frameOf(message);
+    if (frame) return this.write(connection, frame);
+    this.logger.warn(`no handler for message type ${message.type}`);
+    return true;
   }
 
-  /** Serializes once per groupSend: members share the message object, so memoize on it. */
-  private chatFrame(message: ChannelMessage): Buffer {
-    if (message !== this.lastChat) {
-      const frame: ChatFrame = { type: 'chat', message: String(message.message) };
-      if (typeof message.user === 'string') frame.user = message.user;
-      this.lastChatFrame = Buffer.from(JSON.stringify(frame));
-      this.lastChat = message;
+  /**
+   * The message's wire frame, serialized once per groupSend: members share the message object,
+   * so memoize on it. Undefined for a type with no handler.
+   */
+  private frameOf(message: ChannelMessage): Buffer | undefined {
+    if (message !== this.lastMessage) {
+      const frame = wireFrame(message);
+      if (!frame) return undefined;
+      this.lastFrame = Buffer.from(JSON.stringify(frame));
+      this.lastMessage = message;
     }
-    return this.lastChatFrame;
+    return this.lastFrame;
   }
 
   /**
@@ -336,22 +374,79 @@ export class ChatGateway
     return total;
   }
 
+  /**
+   * Joins the room, then greets: greeting, history, then whatever arrived meanwhile (presence,
+   * messages newer than the history), so the client sees no gap and no duplicate.
+   */
   private async join(connection: Connection): Promise<void> {
+    const { session, room, socket } = connection;
+    if (session instanceof ProtocolError) {
+      this.sendError(socket, session.code, session.message);
+      this.metrics.closedByServer('invalid_session');
+      socket.close(CloseCode.PolicyViolation, session.code);
+      return;
+    }
     const channel = await this.layer.newChannel('chat');
     connection.channel = channel;
     connection.detach = this.layer.attach(channel, (message) => this.dispatch(connection, message));
     const started = performance.now();
-    await this.layer.groupAdd(this.options.group, channel);
+    await this.layer.groupAdd(room, channel);
     this.metrics.layerOperation('group_add', performance.now() - started);
     if (connection.closed) return this.leave(connection);
+    connection.present = true;
+    await this.rooms.join(room, channel, connection.userName);
+    this.schedulePresence(room);
+    const history = await this.rooms.history(room, session.since);
+    if (connection.closed) return this.leave(connection);
     connection.joined = true;
-    this.metrics.roomJoined(this.options.group);
-    connection.socket.send(CONNECTION_ESTABLISHED);
-    this.metrics.controlFramesSent++;
+    this.metrics.roomJoined(room);
+    socket.send(CONNECTION_ESTABLISHED);
+    const historyFrame: HistoryFrame = {
+      type: 'history',
+      room,
+      user: connection.userName,
+      messages: history,
+    };
+    socket.send(JSON.stringify(historyFrame));
+    this.metrics.controlFramesSent += 2;
     const early = connection.early;
     connection.early = undefined;
-    early?.forEach((message) => this.dispatch(connection, message));
+    const newest = history.length > 0 ? history[history.length - 1].id : undefined;
+    for (const message of early ?? []) {
+      const seen =
+        newest !== undefined &&
+        typeof message.id === 'string' &&
+        compareRecordIds(message.id, newest) <= 0;
+      if (!seen) this.dispatch(connection, message);
+    }
     await this.notify(this.options.onConnect, connection);
+  }
+
+  /**
+   * Tells a room who is in it, `presenceDelayMs` after a join or leave: changes in between share
+   * one announcement, so a crowd arriving costs one frame per member, not one per arrival.
+   */
+  private schedulePresence(room: string): void {
+    if (this.closing || this.presenceDue.has(room)) return;
+    const timer = setTimeout(() => {
+      this.presenceDue.delete(room);
+      void this.announcePresence(room);
+    }, this.options.presenceDelayMs);
+    this.presenceDue.set(room, timer);
+  }
+
+  /** A failure is logged: presence heals on the next change. */
+  private async announcePresence(room: string): Promise<void> {
+    try {
+      const users = await this.rooms.users(room);
+      const frame: PresenceUpdate = { type: PRESENCE_UPDATE, room, users, count: users.length };
+      if (users.length > this.options.presenceNames) {
+        frame.users = users.slice(0, this.options.presenceNames);
+      }
+      await this.layer.groupSend(room, frame);
+    } catch (error) {
+      this.logger.warn(`could not announce presence in ${room}: ${describe(error)}`);
+    }
   }
 
   /** The handshake: its Origin first (403, as Channels' OriginValidator), then `authenticate`. */
@@ -393,21 +488,27 @@ export class ChatGateway
   }
 
   private async leave(connection: Connection): Promise<void> {
-    if (connection.joined) this.metrics.roomLeft(this.options.group);
+    const { room, channel } = connection;
+    if (connection.joined) this.metrics.roomLeft(room);
     connection.joined = false;
     connection.detach?.();
-    if (!connection.channel) return;
+    if (!channel) return;
     try {
       const started = performance.now();
-      await this.layer.groupDiscard(this.options.group, connection.channel);
+      await this.layer.groupDiscard(room, channel);
       this.metrics.layerOperation('group_discard', performance.now() - started);
+      if (connection.present) {
+        connection.present = false;
+        await this.rooms.leave(room, channel);
+        this.schedulePresence(room);
+      }
     } catch (error) {
-      this.logger.warn(`could not leave group ${this.options.group}: ${describe(error)}`);
+      this.logger.warn(`could not leave room ${room}: ${describe(error)}`);
     }
   }
 
   private async failJoin(connection: Connection, error: unknown): Promise<void> {
-    this.logger.error(`socket could not join ${this.options.group}: ${describe(error)}`);
+    this.logger.error(`socket could not join ${connection.room}: ${describe(error)}`);
     await this.leave(connection);
     const { socket } = connection;
     if (socket.readyState !== WebSocket.OPEN) return;

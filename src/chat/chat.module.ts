@@ -1,14 +1,9 @@
-import {
-  DynamicModule,
-  Inject,
-  Module,
-  OnApplicationShutdown,
-  Provider,
-  Type,
-} from '@nestjs/common';
+import { DynamicModule, Inject, Module, OnApplicationShutdown, Provider } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { ChannelLayer } from '../channel-layer/channel-layer';
 import { InMemoryChannelLayer } from '../channel-layer/in-memory-channel-layer';
+import { InMemoryRoomState } from '../rooms/in-memory-room-state';
+import { RoomState } from '../rooms/room-state';
 import { ChatMetrics } from './chat-metrics';
 import { ChatRooms } from './chat-rooms';
 import { ChatGateway } from './chat.gateway';
@@ -18,46 +13,42 @@ import {
   CHAT_OPTIONS_TYPE,
   ChatConfigurableModule,
 } from './chat.module-definition';
-import { ChannelLayerSource, ChatModuleOptions } from './chat.options';
-
-/** The layer a module built (and so closes), or the caller's (who closes it). */
-interface LayerHandle {
-  layer: ChannelLayer;
-  owned: boolean;
-}
+import { ChatModuleOptions, resolveChatOptions } from './chat.options';
+import { Owned, buildOwned } from './owned';
 
 const LAYER_HANDLE = Symbol('chat-layer-handle');
+const ROOM_STATE_HANDLE = Symbol('chat-room-state-handle');
 
-/** Layers are built here only, so `overrideProvider(ChannelLayer)` replaces them in tests. */
-const layerProviders: Provider[] = [
+/** Layers and room stores are built here only, so `overrideProvider` replaces them in tests. */
+const stateProviders: Provider[] = [
   {
     provide: LAYER_HANDLE,
     useFactory: (options: ChatModuleOptions, moduleRef: ModuleRef) =>
-      buildLayer(options.layer, moduleRef),
+      buildOwned(ChannelLayer, options.layer, () => new InMemoryChannelLayer(), moduleRef),
     inject: [CHAT_MODULE_OPTIONS, ModuleRef],
   },
   {
     provide: ChannelLayer,
-    useFactory: (handle: LayerHandle) => handle.layer,
+    useFactory: (handle: Owned<ChannelLayer>) => handle.value,
     inject: [LAYER_HANDLE],
   },
+  {
+    provide: ROOM_STATE_HANDLE,
+    useFactory: (options: ChatModuleOptions, moduleRef: ModuleRef) =>
+      buildOwned(
+        RoomState,
+        options.roomState,
+        () => new InMemoryRoomState({ historyLimit: resolveChatOptions(options).historyLimit }),
+        moduleRef,
+      ),
+    inject: [CHAT_MODULE_OPTIONS, ModuleRef],
+  },
+  {
+    provide: RoomState,
+    useFactory: (handle: Owned<RoomState>) => handle.value,
+    inject: [ROOM_STATE_HANDLE],
+  },
 ];
-
-async function buildLayer(
-  source: ChannelLayerSource | undefined,
-  moduleRef: ModuleRef,
-): Promise<LayerHandle> {
-  if (source === undefined) return { layer: new InMemoryChannelLayer(), owned: true };
-  if (source instanceof ChannelLayer) return { layer: source, owned: false };
-  if (source.prototype instanceof ChannelLayer) {
-    return { layer: await moduleRef.create(source as Type<ChannelLayer>), owned: true };
-  }
-  const layer = await (source as () => ChannelLayer | Promise<ChannelLayer>)();
-  if (!(layer instanceof ChannelLayer)) {
-    throw new TypeError('ChatModule: the layer factory must return a ChannelLayer');
-  }
-  return { layer, owned: true };
-}
 
 /**
  * The seed's chat as a module: a WebSocket gateway on a `ChannelLayer`, in memory unless a layer
@@ -67,7 +58,10 @@ async function buildLayer(
  */
 @Module({})
 export class ChatModule extends ChatConfigurableModule implements OnApplicationShutdown {
-  constructor(@Inject(LAYER_HANDLE) private readonly handle: LayerHandle) {
+  constructor(
+    @Inject(LAYER_HANDLE) private readonly layer: Owned<ChannelLayer>,
+    @Inject(ROOM_STATE_HANDLE) private readonly roomState: Owned<RoomState>,
+  ) {
     super();
   }
 
@@ -81,7 +75,8 @@ export class ChatModule extends ChatConfigurableModule implements OnApplicationS
 
   /** Runs after the WebSocket servers closed, so sockets could still leave their groups. */
   async onApplicationShutdown(): Promise<void> {
-    if (this.handle.owned) await this.handle.layer.close();
+    if (this.roomState.owned) await this.roomState.value.close();
+    if (this.layer.owned) await this.layer.value.close();
   }
 }
 
@@ -92,11 +87,11 @@ function withGateway(module: DynamicModule): DynamicModule {
     ...module,
     providers: [
       ...(module.providers ?? []),
-      ...layerProviders,
+      ...stateProviders,
       ChatRooms,
       ChatMetrics,
       ModuleChatGateway,
     ],
-    exports: [...(module.exports ?? []), ChannelLayer, ChatRooms, ChatMetrics],
+    exports: [...(module.exports ?? []), ChannelLayer, RoomState, ChatRooms, ChatMetrics],
   };
 }

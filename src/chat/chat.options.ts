@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Type } from '@nestjs/common';
 import type { ChannelLayer } from '../channel-layer/channel-layer';
+import type { RoomState } from '../rooms/room-state';
 import type { ConnectionPolicyOptions } from './connection-policy';
 
 /** Who is on the other end of a socket, as the host's `authenticate` hook decided. */
@@ -74,6 +75,11 @@ export interface ChatModuleExtras {
    * @default false
    */
   lobby?: boolean | LobbyOptions;
+  /**
+   * Serve `GET /api/rooms`: the active rooms and their member counts.
+   * @default false
+   */
+  roomsApi?: boolean;
 }
 
 /** Options of {@link ChatModule}; every one has a default. */
@@ -84,10 +90,37 @@ export interface ChatModuleOptions extends ConnectionPolicyOptions {
    */
   path?: string;
   /**
-   * The group every socket joins, as in the seed.
+   * The room (and group) of a socket whose URL names none, as in the seed.
    * @default 'test'
    */
   group?: string;
+  /**
+   * Sockets at `<roomPath>/<room>/` join that room (the Channels tutorial's URL); `?room=` works
+   * on `path` too.
+   * @default '/ws/chat'
+   */
+  roomPath?: string;
+  /**
+   * Where rooms keep history and presence: an instance (yours to close), a class or a factory
+   * (closed by the module).
+   * @default a new InMemoryRoomState with `historyLimit`
+   */
+  roomState?: RoomState | Type<RoomState> | (() => RoomState | Promise<RoomState>);
+  /**
+   * Chat messages a room keeps for late joiners and resumes (in-memory room state).
+   * @default 50
+   */
+  historyLimit?: number;
+  /**
+   * Milliseconds between a join or leave and the presence frame: changes in between share one.
+   * @default 100
+   */
+  presenceDelayMs?: number;
+  /**
+   * Most names a presence frame lists (its `count` has them all).
+   * @default 100
+   */
+  presenceNames?: number;
   /**
    * The channel layer.
    * @default a new InMemoryChannelLayer, owned and closed by the module
@@ -124,6 +157,10 @@ export interface ChatModuleOptions extends ConnectionPolicyOptions {
 export const CHAT_DEFAULTS = {
   path: '/ws/socket-server',
   group: 'test',
+  roomPath: '/ws/chat',
+  historyLimit: 50,
+  presenceDelayMs: 100,
+  presenceNames: 100,
   maxFrameBytes: 256 * 1024,
   maxBufferedBytes: 1024 * 1024,
 } as const;
@@ -141,6 +178,10 @@ export function resolveChatOptions(options: ChatModuleOptions = {}): ResolvedCha
     ...options,
     path: options.path ?? CHAT_DEFAULTS.path,
     group: options.group ?? CHAT_DEFAULTS.group,
+    roomPath: options.roomPath ?? CHAT_DEFAULTS.roomPath,
+    historyLimit: options.historyLimit ?? CHAT_DEFAULTS.historyLimit,
+    presenceDelayMs: options.presenceDelayMs ?? CHAT_DEFAULTS.presenceDelayMs,
+    presenceNames: options.presenceNames ?? CHAT_DEFAULTS.presenceNames,
     maxFrameBytes: options.maxFrameBytes ?? CHAT_DEFAULTS.maxFrameBytes,
     maxBufferedBytes: options.maxBufferedBytes ?? CHAT_DEFAULTS.maxBufferedBytes,
   };

@@ -13,8 +13,33 @@ export interface ConnectionEstablishedFrame {
 export interface ChatFrame {
   type: 'chat';
   message: string;
-  /** The sender's name, when the host authenticates users (an added field). */
+  /** The room it was said in (an added field, as are the next three). */
+  room?: string;
+  /** The sender's display name. */
   user?: string;
+  /** Unique and increasing within the room, `<ms>-<seq>`: resume with `?since=<id>`. */
+  id?: string;
+  /** When the server accepted it, in milliseconds since the epoch. */
+  ts?: number;
+}
+
+/** Right after the greeting: the room's recent messages, oldest first, and who you are. */
+export interface HistoryFrame {
+  type: 'history';
+  room: string;
+  /** The name this socket chats as. */
+  user: string;
+  messages: ChatFrame[];
+}
+
+/** On every join and leave, to every member: who is in the room (sorted, each name once). */
+export interface PresenceFrame {
+  type: 'presence';
+  room: string;
+  /** At most `presenceNames` (100) names. */
+  users: string[];
+  /** How many distinct users are in the room. */
+  count: number;
 }
 
 /** Sent to the one client whose frame could not be handled; the socket stays open. */
@@ -36,7 +61,12 @@ export interface MessagesDroppedFrame extends ErrorFrame {
 
 /** Everything the server sends. */
 export type ServerFrame =
-  ConnectionEstablishedFrame | ChatFrame | ErrorFrame | MessagesDroppedFrame;
+  | ConnectionEstablishedFrame
+  | ChatFrame
+  | HistoryFrame
+  | PresenceFrame
+  | ErrorFrame
+  | MessagesDroppedFrame;
 
 /** What a client sends: the seed's `{"message": "..."}`. Other fields are ignored. */
 export interface ClientFrame {
@@ -59,6 +89,12 @@ export const ErrorCode = {
   BinaryFrame: 'binary_frame',
   /** The host's `onMessage` hook refused the message (hosts may use codes of their own). */
   MessageRejected: 'message_rejected',
+  /** The room in the URL breaks the group-name rules; the socket is closed (1008). */
+  InvalidRoom: 'invalid_room',
+  /** `?name=` is not 1–32 printable characters; the socket is closed (1008). */
+  InvalidName: 'invalid_name',
+  /** `?since=` is not a chat frame id; the socket is closed (1008). */
+  InvalidSince: 'invalid_since',
   /** The channel layer (e.g. Redis) is unreachable: the message was not sent. */
   LayerUnavailable: 'layer_unavailable',
   /** Anything else that went wrong on the server; the message was not sent. */
@@ -96,6 +132,38 @@ export const CONNECTION_ESTABLISHED = JSON.stringify({
 
 /** The layer message type a chat message travels as; selects the gateway's chat handler. */
 export const CHAT_MESSAGE = 'chat.message';
+
+/** The layer message type of a presence change; selects the gateway's presence handler. */
+export const PRESENCE_UPDATE = 'presence.update';
+
+/**
+ * The wire frame for a layer message, or undefined for a type with no handler. Chat frames copy
+ * the fields the message has, in the documented order.
+ */
+export function wireFrame(message: {
+  readonly type: string;
+  readonly [key: string]: unknown;
+}): ChatFrame | PresenceFrame | undefined {
+  switch (message.type) {
+    case CHAT_MESSAGE: {
+      const frame: ChatFrame = { type: 'chat', message: String(message.message) };
+      if (typeof message.room === 'string') frame.room = message.room;
+      if (typeof message.user === 'string') frame.user = message.user;
+      if (typeof message.id === 'string') frame.id = message.id;
+      if (typeof message.ts === 'number') frame.ts = message.ts;
+      return frame;
+    }
+    case PRESENCE_UPDATE:
+      return {
+        type: 'presence',
+        room: String(message.room),
+        users: Array.isArray(message.users) ? message.users.map(String) : [],
+        count: Number(message.count),
+      };
+    default:
+      return undefined;
+  }
+}
 
 /**
  * Thrown by an `onMessage` hook to refuse a message: the sender gets

@@ -130,17 +130,23 @@ export class ChatTestClient {
   }
 
   /**
-   * Resolves if no frame arrives within `ms`; rejects with the frame otherwise. Absence can only
-   * be shown by waiting: keep `ms` short.
+   * Resolves if no frame (of `type`, when given; others are taken and ignored) arrives within
+   * `ms`; rejects with the frame otherwise. Absence can only be shown by waiting: keep `ms` short.
    */
-  async expectSilence(ms = 200): Promise<void> {
-    if (this.frames.length > 0)
-      throw new Error(`unexpected frame ${JSON.stringify(this.frames[0])}`);
-    const frame = await this.next(ms).then(
-      (received) => received,
-      () => undefined,
-    );
-    if (frame !== undefined) throw new Error(`unexpected frame ${JSON.stringify(frame)}`);
+  async expectSilence(ms = 200, type?: string): Promise<void> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const left = deadline - Date.now();
+      if (left <= 0) return;
+      const frame = await this.next<{ type?: string }>(left).then(
+        (received) => received,
+        () => undefined,
+      );
+      if (frame === undefined) return;
+      if (type === undefined || frame.type === type) {
+        throw new Error(`unexpected frame ${JSON.stringify(frame)}`);
+      }
+    }
   }
 
   /** Frames received and not yet taken. */

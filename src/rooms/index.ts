@@ -1,0 +1,3 @@
+export * from './in-memory-room-state';
+export * from './room-state';
+export * from './rooms.controller';

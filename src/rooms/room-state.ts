@@ -1,0 +1,75 @@
+/** A chat message as kept in a room's history and sent on the wire (the `chat` frame). */
+export interface ChatRecord {
+  type: 'chat';
+  message: string;
+  room: string;
+  user: string;
+  /** Unique and increasing within its room: `<ms>-<seq>`; compare with {@link compareRecordIds}. */
+  id: string;
+  /** Milliseconds since the epoch, when the server accepted the message. */
+  ts: number;
+}
+
+/** A room and how many sockets are in it. */
+export interface RoomSummary {
+  room: string;
+  members: number;
+}
+
+/**
+ * What a room remembers beyond its group: the last messages (history) and who is there
+ * (presence). This abstract class is the contract and the DI token. Implementations are in memory
+ * (one process) or in Redis (every process sees the same rooms).
+ *
+ * - History keeps the last `limit` records per room, oldest first; ids are unique and increase
+ *   within a room.
+ * - Presence counts members (one per socket) and reports user names, sorted, each once however
+ *   many sockets (tabs) a user has.
+ */
+export abstract class RoomState {
+  /** Stamps `message` with an id and a time, keeps it in the room's history, returns the record. */
+  abstract append(room: string, message: { message: string; user: string }): Promise<ChatRecord>;
+
+  /** The room's history, oldest first; only records after `since` when given. */
+  abstract history(room: string, since?: string): Promise<ChatRecord[]>;
+
+  /** Adds a member (one socket) with its user name. */
+  abstract join(room: string, member: string, user: string): Promise<void>;
+
+  /** Removes a member. */
+  abstract leave(room: string, member: string): Promise<void>;
+
+  /** The room's user names, sorted, each once. */
+  abstract users(room: string): Promise<string[]>;
+
+  /** Rooms with at least one member. */
+  abstract rooms(): Promise<RoomSummary[]>;
+
+  /**
+   * Registers a listener for presence changes this process did not cause (a process that died
+   * without leaving, noticed by another); the gateway tells the room.
+   */
+  onPresenceChange(listener: (room: string) => void): void {
+    void listener;
+  }
+
+  /** Releases what the store holds. Safe to call twice. */
+  abstract close(): Promise<void>;
+}
+
+/** Orders record ids (`<ms>-<seq>`); negative when `a` came first. */
+export function compareRecordIds(a: string, b: string): number {
+  const [aMs, aSeq] = splitId(a);
+  const [bMs, bSeq] = splitId(b);
+  return aMs !== bMs ? aMs - bMs : aSeq - bSeq;
+}
+
+/** True for ids of the `<ms>-<seq>` form. */
+export function isRecordId(id: unknown): id is string {
+  return typeof id === 'string' && /^\d{1,16}-\d{1,16}$/.test(id);
+}
+
+function splitId(id: string): [number, number] {
+  const dash = id.indexOf('-');
+  return [Number(id.slice(0, dash)), Number(id.slice(dash + 1))];
+}
