@@ -146,8 +146,10 @@ export interface ChatModuleOptions extends ConnectionPolicyOptions {
    */
   maxFrameBytes?: number;
   /**
-   * Bytes a socket may have queued for sending before it counts as a full channel: further
-   * messages to it are skipped (and counted) instead of growing server memory.
+   * Bytes a socket may have queued for sending before it counts as a slow consumer: messages to it
+   * are then dropped (counted, and the layer counts a full channel) instead of growing server
+   * memory, until its queue is under half this; then it gets one `messages_dropped` error frame
+   * with the count, before its next message or on its next pong.
    * @default 1048576 (1 MiB)
    */
   maxBufferedBytes?: number;
