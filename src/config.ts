@@ -23,6 +23,15 @@ export interface AppConfig {
   heartbeatIntervalMs: number;
   /** `SHUTDOWN_TIMEOUT_MS`: how long a graceful shutdown may take before exit 1; default 10000. */
   shutdownTimeoutMs: number;
+  /** `CHANNEL_LAYER`: `memory` (default; one process) or `redis` (many processes). */
+  channelLayer: 'memory' | 'redis';
+  /**
+   * `REDIS_URL`: one URL, or several separated by commas to shard over; default
+   * `redis://127.0.0.1:6379`. Read only with `CHANNEL_LAYER=redis`.
+   */
+  redisUrl: string;
+  /** `REDIS_PREFIX`: key and channel prefix, so apps can share one Redis; default `asgi`. */
+  redisPrefix: string;
 }
 
 const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
@@ -37,6 +46,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     throw new Error(`LOG_FORMAT must be text or json, got ${JSON.stringify(logFormat)}`);
   }
   const perSecond = integer(env, 'RATE_LIMIT_PER_SECOND', 20, 0, 1_000_000);
+  const channelLayer = env.CHANNEL_LAYER || 'memory';
+  if (channelLayer !== 'memory' && channelLayer !== 'redis') {
+    throw new Error(`CHANNEL_LAYER must be memory or redis, got ${JSON.stringify(channelLayer)}`);
+  }
   return {
     port: integer(env, 'PORT', 8000, 0, 65535),
     host: env.HOST ?? '127.0.0.1',
@@ -57,6 +70,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
           },
     heartbeatIntervalMs: integer(env, 'HEARTBEAT_INTERVAL_MS', 30_000, 0, 3_600_000),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 1, 600_000),
+    channelLayer,
+    redisUrl: env.REDIS_URL || 'redis://127.0.0.1:6379',
+    redisPrefix: env.REDIS_PREFIX || 'asgi',
   };
 }
 

@@ -4,8 +4,18 @@ import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module';
 import { ChatWsAdapter } from './chat/chat-ws.adapter';
 import { createAppLogger } from './app-logger';
-import { loadConfig } from './config';
+import { RedisChannelLayer } from './channel-layer/redis-channel-layer';
+import { ChatModuleOptions } from './chat/chat.options';
+import { AppConfig, loadConfig } from './config';
 import { closeOnSignals } from './shutdown';
+
+/** The layer (and room store) the environment asks for; the in-memory defaults otherwise. */
+function stateFor(config: AppConfig): Pick<ChatModuleOptions, 'layer' | 'roomState'> {
+  if (config.channelLayer === 'memory') return {};
+  return {
+    layer: () => new RedisChannelLayer({ hosts: config.redisUrl, prefix: config.redisPrefix }),
+  };
+}
 
 async function bootstrap(): Promise<void> {
   const config = loadConfig();
@@ -17,6 +27,7 @@ async function bootstrap(): Promise<void> {
       rejectMissingOrigin: config.rejectMissingOrigin,
       rateLimit: config.rateLimit,
       heartbeatIntervalMs: config.heartbeatIntervalMs,
+      ...stateFor(config),
     }),
     { logger },
   );
