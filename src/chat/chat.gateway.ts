@@ -254,6 +254,7 @@ export class ChatGateway
         if (socket.readyState !== WebSocket.OPEN) return;
         if (error instanceof ChatMessageRejected) {
           socket.send(errorFrame(error.code, error.message));
+          this.metrics.errorSent(error.code);
         } else {
           this.logger.error(`onMessage hook failed: ${describe(error)}`);
           this.sendError(socket, ErrorCode.InternalError, 'message not sent: server error');
@@ -468,11 +469,17 @@ export class ChatGateway
       const user = await (
         this.options.authenticate as NonNullable<ChatModuleOptions['authenticate']>
       )(request);
-      if (!user) return done(false, 401, 'Unauthorized');
+      if (!user) {
+        this.metrics.handshakeRefused('auth');
+        return done(false, 401, 'Unauthorized');
+      }
       this.admitted.set(request, user);
       done(true);
     } catch (error) {
-      if (error instanceof HttpException) return done(false, error.getStatus(), error.message);
+      if (error instanceof HttpException) {
+        this.metrics.handshakeRefused('auth');
+        return done(false, error.getStatus(), error.message);
+      }
       this.logger.error(`authenticate hook failed: ${describe(error)}`);
       done(false, 500, 'Internal Server Error');
     }
