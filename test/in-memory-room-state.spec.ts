@@ -1,0 +1,6 @@
+import { InMemoryRoomState } from '../src';
+import { describeRoomStateConformance } from './room-state.conformance';
+
+describeRoomStateConformance('InMemoryRoomState', {
+  create: (options) => new InMemoryRoomState(options),
+});
