@@ -2,3 +2,4 @@
 export * from './channel-layer';
 export * from './chat';
 export * from './health';
+export * from './rooms';

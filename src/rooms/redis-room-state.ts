@@ -1,0 +1,454 @@
+import { randomBytes } from 'node:crypto';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
+import { ChannelLayerClosed } from '../channel-layer/channel-layer.errors';
+import { LuaScript } from '../channel-layer/redis-scripts';
+import { RedisHost, RedisShard } from '../channel-layer/redis-shard';
+import { consistentHash } from '../channel-layer/redis-sharding';
+import { RoomStateOptions } from './in-memory-room-state';
+import { ChatRecord, RoomState, RoomSummary } from './room-state';
+import { APPEND, HEARTBEAT, JOIN, LEAVE, RESYNC, SWEEP } from './redis-room-scripts';
+
+/** Options of {@link RedisRoomState}: the shared ones plus where and how it keeps rooms in Redis. */
+export interface RedisRoomStateOptions extends RoomStateOptions {
+  /**
+   * The Redis host(s): a URL, several URLs separated by commas or spaces, or a list of URLs,
+   * ioredis options or ioredis clients. With several, rooms are spread over them by the layer's
+   * stable hash of their name; every process must list the same hosts in the same order.
+   * Clients you pass stay yours: `close()` leaves them open. Redis 6.2 or later.
+   * @default 'redis://127.0.0.1:6379'
+   */
+  hosts?: string | ReadonlyArray<RedisHost>;
+  /**
+   * Prefix of every key; the store's keys are under `<prefix>:rooms:`. The same prefix as the
+   * channel layer's keeps one app's keys together (the layer's `flush()` then clears rooms too).
+   * @default 'asgi'
+   */
+  prefix?: string;
+  /**
+   * Milliseconds an operation may wait for Redis (a reply, or the first connection) before it
+   * rejects with `ChannelLayerUnavailable`; while Redis is known to be down, at once.
+   * @default 1000
+   */
+  timeout?: number;
+  /**
+   * Seconds a room's history outlives its last message; each message restarts the count.
+   * @default 604800 (a week)
+   */
+  historyExpiry?: number;
+  /**
+   * Seconds between this process's heartbeats.
+   * @default 10
+   */
+  heartbeatInterval?: number;
+  /**
+   * Seconds after its last heartbeat that a process counts as gone, and its members are dropped
+   * from presence by the next sweep of any live process. Longer than `heartbeatInterval`.
+   * @default 30
+   */
+  presenceTimeout?: number;
+  /**
+   * Seconds between sweeps for processes that went away without leaving.
+   * @default 10
+   */
+  sweepInterval?: number;
+}
+
+/** DI token for {@link RedisRoomStateOptions}, when the store is built by Nest. */
+export const REDIS_ROOM_STATE_OPTIONS = Symbol('REDIS_ROOM_STATE_OPTIONS');
+
+/** Rooms one sweep visits per script call, and calls per sweep: bounded work per tick. */
+const SWEEP_ROOMS = 100;
+const SWEEP_ROUNDS = 10;
+/** Stream entries as ioredis returns them: `[id, [field, value, ...]]`. */
+type StreamEntry = [string, string[]];
+
+/**
+ * Rooms in Redis, so every process of an app sees the same history, ids and presence.
+ *
+ * - History is a Redis stream per room, trimmed to `historyLimit`: ids are the stream's
+ *   (`<ms>-<seq>`, unique and increasing within the room whichever process appended), `since`
+ *   reads with an exclusive range, and each record is stored serialized once.
+ * - Presence is a hash per room of `<node id>:<member>` → user name, and `R:active` counts the
+ *   members of each room. Each process renews a heartbeat (a deadline in Redis' clock); every
+ *   `sweepInterval` each process drops the members of processes whose deadline has passed and
+ *   tells its `onPresenceChange` listeners, so a process killed without goodbye leaves presence
+ *   within `presenceTimeout` + `sweepInterval`. `close()` says goodbye by ending its deadline at
+ *   once: what it left behind goes at the next sweep of any process.
+ * - A process that finds it was counted as gone (Redis restarted and lost everything, or it
+ *   stalled past its deadline) registers its members again, and Redis coming back after an outage
+ *   makes it do the same; both tell the listeners.
+ * - While Redis is unreachable, operations reject promptly with `ChannelLayerUnavailable`.
+ *
+ * Cross-process order: the gateway appends (which picks the id) and then `groupSend`s. Within one
+ * process a sender's messages keep their order, so resuming from the last id seen loses nothing
+ * of it. Two processes appending to one room at once may have their messages reach a receiver in
+ * an order other than their ids (A gets id 1, B gets id 2, B's groupSend lands first); a client
+ * that resumes from id 2 then misses id 1 if it never saw it. The window is the time between an
+ * append and its groupSend (a Redis round trip); closing it would take appending and publishing
+ * in one step on one Redis.
+ */
+@Injectable()
+export class RedisRoomState extends RoomState {
+  /** Unique per store instance; tags this process's members in Redis. */
+  readonly nodeId = randomName(12);
+
+  private readonly logger = new Logger(RedisRoomState.name);
+  private readonly limit: number;
+  private readonly now: () => number;
+  private readonly root: string;
+  private readonly historyTtlMs: number;
+  private readonly presenceTimeoutMs: number;
+  private readonly shards: readonly RedisShard[];
+  private readonly listeners: Array<(room: string) => void> = [];
+  /** This process's members, room → member → user: what it registers again after a loss. */
+  private readonly local = new Map<string, Map<string, string>>();
+  private readonly heartbeatTimer: NodeJS.Timeout;
+  private readonly sweepTimer: NodeJS.Timeout;
+  /** Shards with a heartbeat or resync in flight, so slow ones never pile up. */
+  private readonly beating = new Set<RedisShard>();
+  private sweeping = false;
+  private closing?: Promise<void>;
+
+  constructor(@Optional() @Inject(REDIS_ROOM_STATE_OPTIONS) options: RedisRoomStateOptions = {}) {
+    super();
+    this.limit = options.historyLimit ?? 50;
+    if (!Number.isInteger(this.limit) || this.limit < 0) {
+      throw new TypeError('historyLimit must be an integer >= 0');
+    }
+    this.now = options.clock ?? Date.now;
+    const prefix = options.prefix ?? 'asgi';
+    if (!/^[A-Za-z0-9\-_.:]+$/.test(prefix)) {
+      throw new TypeError("prefix must be ASCII letters, digits, '-', '_', '.' or ':'");
+    }
+    this.root = `${prefix}:rooms`;
+    this.historyTtlMs = Math.round(
+      seconds(options.historyExpiry ?? 604_800, 'historyExpiry') * 1000,
+    );
+    const heartbeatMs = seconds(options.heartbeatInterval ?? 10, 'heartbeatInterval') * 1000;
+    this.presenceTimeoutMs = seconds(options.presenceTimeout ?? 30, 'presenceTimeout') * 1000;
+    if (this.presenceTimeoutMs <= heartbeatMs) {
+      throw new TypeError('presenceTimeout must be longer than heartbeatInterval');
+    }
+    const sweepMs = seconds(options.sweepInterval ?? 10, 'sweepInterval') * 1000;
+    const timeoutMs = options.timeout ?? 1000;
+    if (!(timeoutMs > 0)) throw new TypeError('timeout must be positive');
+
+    this.shards = hostList(options.hosts ?? 'redis://127.0.0.1:6379').map(
+      (host, index) =>
+        new RedisShard({
+          index,
+          host,
+          timeoutMs,
+          logger: this.logger,
+          events: {
+            message: () => undefined,
+            // Redis may have lost our members, or kept some we left while it was away.
+            recovered: (shard) => void this.heartbeat(shard, true),
+          },
+        }),
+    );
+    for (const shard of this.shards) void this.heartbeat(shard);
+    this.heartbeatTimer = setInterval(() => {
+      for (const shard of this.shards) void this.heartbeat(shard);
+    }, heartbeatMs).unref();
+    this.sweepTimer = setInterval(() => void this.sweep(), sweepMs).unref();
+  }
+
+  async append(room: string, message: { message: string; user: string }): Promise<ChatRecord> {
+    this.assertOpen();
+    const ts = this.now();
+    const payload = JSON.stringify({ message: message.message, user: message.user, ts });
+    const id = (await this.shardOf(room).run(
+      APPEND,
+      [this.historyKey(room)],
+      [this.limit, this.historyTtlMs, payload],
+    )) as string;
+    return { type: 'chat', message: message.message, room, user: message.user, id, ts };
+  }
+
+  async history(room: string, since?: string): Promise<ChatRecord[]> {
+    this.assertOpen();
+    if (this.limit === 0) return [];
+    const key = this.historyKey(room);
+    // Newest first, so a stream left longer by an earlier, bigger limit still yields `limit`.
+    const entries = (await this.shardOf(room).command((client) =>
+      client.xrevrange(key, '+', since === undefined ? '-' : `(${since}`, 'COUNT', this.limit),
+    )) as StreamEntry[];
+    const records: ChatRecord[] = [];
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const record = this.toRecord(room, entries[i]);
+      if (record) records.push(record);
+    }
+    return records;
+  }
+
+  async join(room: string, member: string, user: string): Promise<void> {
+    this.assertOpen();
+    let members = this.local.get(room);
+    if (!members) this.local.set(room, (members = new Map()));
+    members.set(member, user);
+    try {
+      await this.eval(this.shardOf(room), JOIN, this.presenceKeys(room), [
+        room,
+        this.field(member),
+        user,
+      ]);
+    } catch (error) {
+      // Not registered: don't bring it back on a resync. (A leave meanwhile already forgot it.)
+      if (members.get(member) === user) this.forget(room, member);
+      throw error;
+    }
+  }
+
+  async leave(room: string, member: string): Promise<void> {
+    // Forget first: even if Redis is away now, a resync will not bring the member back.
+    this.forget(room, member);
+    // Sockets leave their rooms while the app shuts down; once closed, the sweep drops the rest.
+    if (this.closing) return;
+    await this.eval(this.shardOf(room), LEAVE, this.presenceKeys(room), [room, this.field(member)]);
+  }
+
+  async users(room: string): Promise<string[]> {
+    this.assertOpen();
+    const names = await this.shardOf(room).command((client) =>
+      client.hvals(this.presenceKey(room)),
+    );
+    return [...new Set(names)].sort();
+  }
+
+  async rooms(): Promise<RoomSummary[]> {
+    this.assertOpen();
+    const replies = await Promise.all(
+      this.shards.map((shard) =>
+        shard.command((client) => client.zrange(this.activeKey(), 0, -1, 'WITHSCORES')),
+      ),
+    );
+    const summaries: RoomSummary[] = [];
+    for (const reply of replies) {
+      for (let i = 0; i < reply.length; i += 2) {
+        const members = Number(reply[i + 1]);
+        if (members > 0) summaries.push({ room: reply[i], members });
+      }
+    }
+    return summaries.sort((a, b) => a.room.localeCompare(b.room));
+  }
+
+  override onPresenceChange(listener: (room: string) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /**
+   * Deletes every key of this store's prefix (history, presence, heartbeats of all processes)
+   * and forgets this process's members. For tests and resets, not for a running deployment.
+   */
+  async flush(): Promise<void> {
+    this.assertOpen();
+    this.local.clear();
+    await Promise.all(this.shards.map((shard) => shard.deleteMatching(`${this.root}:*`)));
+  }
+
+  /**
+   * Stops the heartbeat and sweep, ends this process's deadline (goodbye: any members still
+   * registered go at the next sweep of another process) and closes the connections it opened.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    clearInterval(this.heartbeatTimer);
+    clearInterval(this.sweepTimer);
+    this.local.clear();
+    await Promise.all(
+      this.shards.map((shard) =>
+        // Best effort: with Redis away, the deadline simply runs out.
+        this.eval(shard, HEARTBEAT, [this.nodesKey(), this.indexKey()], [this.nodeId, 0]).catch(
+          () => undefined,
+        ),
+      ),
+    );
+    await Promise.all(this.shards.map((shard) => shard.close()));
+  }
+
+  // --- heartbeat, resync, sweep ----------------------------------------------------------------
+
+  /**
+   * Renews this process's deadline on `shard`; registers its members again when Redis had
+   * counted it as gone, or when `resync` says Redis may disagree with what it should hold.
+   */
+  private async heartbeat(shard: RedisShard, resync = false): Promise<void> {
+    if (this.closing || (this.beating.has(shard) && !resync)) return;
+    this.beating.add(shard);
+    try {
+      const lost = await this.eval(
+        shard,
+        HEARTBEAT,
+        [this.nodesKey(), this.indexKey()],
+        [this.nodeId, this.presenceTimeoutMs],
+      );
+      if ((lost === 1 || resync) && !this.closing) await this.resync(shard);
+    } catch (error) {
+      this.logger.debug(`heartbeat on Redis ${shard.address} failed: ${describe(error)}`);
+    } finally {
+      this.beating.delete(shard);
+    }
+  }
+
+  /** Makes every room of `shard` hold exactly this process's members there. */
+  private async resync(shard: RedisShard): Promise<void> {
+    // Rooms Redis still lists for this process (some it may have left meanwhile), and its own.
+    const known = await shard.command((client) => client.hkeys(this.indexKey()));
+    const rooms = new Set(known);
+    for (const room of this.local.keys()) if (this.shardOf(room) === shard) rooms.add(room);
+    for (const room of rooms) {
+      if (this.closing) return;
+      const args: string[] = [room, this.nodeId];
+      for (const [member, user] of this.local.get(room) ?? []) args.push(member, user);
+      const changed = await this.eval(shard, RESYNC, this.presenceKeys(room), args);
+      if (changed === 1) this.tell(room);
+    }
+    if (rooms.size > 0) {
+      this.logger.log(`registered this process's members in ${rooms.size} room(s) again`);
+    }
+  }
+
+  /** Drops the members of processes whose heartbeat ran out, a bounded number of rooms a time. */
+  private async sweep(): Promise<void> {
+    if (this.closing || this.sweeping) return;
+    this.sweeping = true;
+    try {
+      for (const shard of this.shards) {
+        for (let round = 0; round < SWEEP_ROUNDS && !this.closing; round++) {
+          const swept = (await this.eval(
+            shard,
+            SWEEP,
+            [this.nodesKey(), this.activeKey()],
+            [this.root, SWEEP_ROOMS, this.nodeId],
+          )) as [string, string[]] | null;
+          if (!swept) break;
+          const [node, rooms] = swept;
+          if (rooms.length > 0) {
+            this.logger.log(`dropped members of gone process ${node} from ${rooms.length} room(s)`);
+          }
+          for (const room of rooms) this.tell(room);
+        }
+      }
+    } catch (error) {
+      this.logger.debug(`presence sweep failed: ${describe(error)}`);
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  /**
+   * Runs a presence script with EVAL, not EVALSHA: a NOSCRIPT retry would send it again after
+   * later commands, and a join or resync overtaken by a leave would bring a member back. These are
+   * not the hot path; `append` uses EVALSHA.
+   */
+  private eval(
+    shard: RedisShard,
+    script: LuaScript,
+    keys: readonly string[],
+    args: ReadonlyArray<string | number>,
+  ): Promise<unknown> {
+    return shard.command((client) => client.eval(script.lua, keys.length, ...keys, ...args));
+  }
+
+  private tell(room: string): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(room);
+      } catch (error) {
+        this.logger.error(`presence listener failed: ${describe(error)}`);
+      }
+    }
+  }
+
+  // --- records, keys, shards -------------------------------------------------------------------
+
+  private toRecord(room: string, [id, fields]: StreamEntry): ChatRecord | undefined {
+    const at = fields.indexOf('r');
+    try {
+      const stored = JSON.parse(fields[at + 1]) as { message: string; user: string; ts: number };
+      return { type: 'chat', message: stored.message, room, user: stored.user, id, ts: stored.ts };
+    } catch {
+      this.logger.warn(`skipped history entry ${id} of ${room}: it could not be read`);
+      return undefined;
+    }
+  }
+
+  private forget(room: string, member: string): void {
+    const members = this.local.get(room);
+    if (members?.delete(member) && members.size === 0) this.local.delete(room);
+  }
+
+  private shardOf(room: string): RedisShard {
+    return this.shards.length === 1
+      ? this.shards[0]
+      : this.shards[consistentHash(room, this.shards.length)];
+  }
+
+  private field(member: string): string {
+    return `${this.nodeId}:${member}`;
+  }
+
+  private historyKey(room: string): string {
+    return `${this.root}:h:${room}`;
+  }
+
+  private presenceKey(room: string): string {
+    return `${this.root}:p:${room}`;
+  }
+
+  /** KEYS of JOIN, LEAVE and RESYNC. */
+  private presenceKeys(room: string): string[] {
+    return [this.presenceKey(room), this.activeKey(), this.indexKey()];
+  }
+
+  private activeKey(): string {
+    return `${this.root}:active`;
+  }
+
+  private nodesKey(): string {
+    return `${this.root}:nodes`;
+  }
+
+  private indexKey(): string {
+    return `${this.root}:n:${this.nodeId}`;
+  }
+
+  private assertOpen(): void {
+    if (this.closing) throw new ChannelLayerClosed();
+  }
+}
+
+function hostList(hosts: string | ReadonlyArray<RedisHost>): RedisHost[] {
+  const list = typeof hosts === 'string' ? hosts.split(/[\s,]+/).filter(Boolean) : [...hosts];
+  if (list.length === 0) throw new TypeError('hosts must name at least one Redis');
+  for (const host of list) {
+    const options = typeof host === 'string' ? undefined : 'options' in host ? host.options : host;
+    // ioredis would prefix our keys but not the keys our scripts compute or SCAN patterns.
+    if (options?.keyPrefix) throw new TypeError("use the store's prefix option, not keyPrefix");
+  }
+  return list;
+}
+
+function seconds(value: number, name: string): number {
+  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) {
+    throw new TypeError(`${name} must be a positive number of seconds`);
+  }
+  return value;
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+const ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
+
+function randomName(length: number): string {
+  let name = '';
+  for (const byte of randomBytes(length)) name += ALPHABET[byte % ALPHABET.length];
+  return name;
+}

@@ -1,0 +1,329 @@
+import { Redis } from 'ioredis';
+import {
+  ChannelLayerUnavailable,
+  RedisRoomState,
+  RedisRoomStateOptions,
+  compareRecordIds,
+} from '../src';
+import { waitFor } from './channel-layer.conformance';
+import {
+  REDIS_URL,
+  RedisServerProcess,
+  describeWithRedis,
+  describeWithRedisServer,
+  uniquePrefix,
+} from './redis-test-support';
+import { describeRoomStateConformance } from './room-state.conformance';
+
+/** Short intervals, so a process's death is noticed within a second. */
+const FAST: RedisRoomStateOptions = {
+  heartbeatInterval: 0.1,
+  presenceTimeout: 0.5,
+  sweepInterval: 0.1,
+};
+
+/** Stores as app processes would have them; stores sharing a prefix are one deployment. */
+function deployment(hosts: string | Redis[] = REDIS_URL) {
+  const open: RedisRoomState[] = [];
+  return {
+    open,
+    processOf(prefix: string, options: RedisRoomStateOptions = {}): RedisRoomState {
+      const store = new RedisRoomState({ hosts, prefix, ...FAST, ...options });
+      open.push(store);
+      return store;
+    },
+    async closeAll(): Promise<void> {
+      await Promise.all(open.splice(0).map((store) => store.close()));
+    },
+  };
+}
+
+/** Rooms whose presence changed, as the gateway would hear of them. */
+function listen(store: RedisRoomState): string[] {
+  const heard: string[] = [];
+  store.onPresenceChange((room) => heard.push(room));
+  return heard;
+}
+
+describeWithRedis('RedisRoomState on a real Redis', () => {
+  // Every store of this run lives under `base`; afterAll deletes what they left.
+  const base = uniquePrefix('rooms');
+  let count = 0;
+  const freshPrefix = (): string => `${base}-${count++}`;
+  let redis: Redis;
+  const stores = deployment();
+
+  beforeAll(() => {
+    redis = new Redis(REDIS_URL);
+  });
+
+  afterEach(() => stores.closeAll());
+
+  afterAll(async () => {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${base}*`, 'COUNT', 1000);
+      if (keys.length > 0) await redis.unlink(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+    await redis.quit();
+  });
+
+  describeRoomStateConformance('RedisRoomState', {
+    create: (options) =>
+      new RedisRoomState({ ...options, hosts: REDIS_URL, prefix: freshPrefix() }),
+  });
+
+  describe('in Redis', () => {
+    it('keeps a room’s history in one stream under the prefix, a record a field, with a TTL', async () => {
+      const prefix = freshPrefix();
+      const store = stores.processOf(prefix, { historyLimit: 3, historyExpiry: 60 });
+      for (let i = 0; i < 5; i++) await store.append('r', { message: `m${i}`, user: 'ann' });
+      const key = `${prefix}:rooms:h:r`;
+      await expect(redis.type(key)).resolves.toBe('stream');
+      await expect(redis.xlen(key)).resolves.toBe(3);
+      const [[id, fields]] = await redis.xrevrange(key, '+', '-', 'COUNT', 1);
+      expect(fields).toEqual(['r', expect.any(String)]);
+      expect(JSON.parse(fields[1])).toEqual({ message: 'm4', user: 'ann', ts: expect.any(Number) });
+      const [newest] = await store.history('r', undefined).then((records) => records.slice(-1));
+      expect(newest.id).toBe(id);
+      const ttl = await redis.pttl(key);
+      expect(ttl).toBeGreaterThan(50_000);
+      expect(ttl).toBeLessThanOrEqual(60_000);
+    });
+
+    it('puts every key under <prefix>:rooms:', async () => {
+      const prefix = freshPrefix();
+      const store = stores.processOf(prefix);
+      await store.append('r', { message: 'hi', user: 'ann' });
+      await store.join('r', 'tab-1', 'ann');
+      const keys = await redis.keys(`${prefix}*`);
+      expect(keys.length).toBeGreaterThan(0);
+      expect(keys.every((key) => key.startsWith(`${prefix}:rooms:`))).toBe(true);
+    });
+  });
+
+  describe('across processes sharing a prefix', () => {
+    let prefix: string;
+    let a: RedisRoomState;
+    let b: RedisRoomState;
+
+    beforeEach(() => {
+      prefix = freshPrefix();
+      a = stores.processOf(prefix);
+      b = stores.processOf(prefix);
+    });
+
+    it('shares one history whose ids increase whichever process appended', async () => {
+      const appended = [];
+      for (let i = 0; i < 10; i++) {
+        const store = i % 2 === 0 ? a : b;
+        appended.push(await store.append('r', { message: `m${i}`, user: 'ann' }));
+      }
+      for (let i = 1; i < appended.length; i++) {
+        expect(compareRecordIds(appended[i - 1].id, appended[i].id)).toBeLessThan(0);
+      }
+      await expect(a.history('r')).resolves.toEqual(appended);
+      await expect(b.history('r')).resolves.toEqual(appended);
+    });
+
+    it('gives concurrent appends of two processes distinct ids, history in id order', async () => {
+      const records = await Promise.all(
+        Array.from({ length: 40 }, (_, i) =>
+          (i % 2 === 0 ? a : b).append('r', { message: `m${i}`, user: 'ann' }),
+        ),
+      );
+      expect(new Set(records.map((record) => record.id)).size).toBe(40);
+      const ids = (await a.history('r')).map((record) => record.id);
+      expect(ids).toHaveLength(40);
+      expect([...ids].sort(compareRecordIds)).toEqual(ids);
+    });
+
+    it('resumes since an id another process handed out', async () => {
+      const seen = await a.append('r', { message: 'seen', user: 'ann' });
+      const missed = await b.append('r', { message: 'missed', user: 'bob' });
+      await expect(b.history('r', seen.id)).resolves.toEqual([missed]);
+    });
+
+    it('shows the members of both processes in users() and rooms()', async () => {
+      await a.join('r', 'a-tab', 'ann');
+      await b.join('r', 'b-tab-1', 'bob');
+      await b.join('r', 'b-tab-2', 'ann');
+      await expect(a.users('r')).resolves.toEqual(['ann', 'bob']);
+      await expect(b.rooms()).resolves.toEqual([{ room: 'r', members: 3 }]);
+      await a.leave('r', 'a-tab');
+      await expect(b.users('r')).resolves.toEqual(['ann', 'bob']);
+      await b.leave('r', 'b-tab-2');
+      await expect(a.users('r')).resolves.toEqual(['bob']);
+      await expect(a.rooms()).resolves.toEqual([{ room: 'r', members: 1 }]);
+    });
+
+    it('keeps a live process’s members well past the presence timeout', async () => {
+      const heard = listen(b);
+      await a.join('r', 'a-tab', 'ann');
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      await expect(b.users('r')).resolves.toEqual(['ann']);
+      expect(heard).toEqual([]);
+    });
+
+    it('drops what a closed process left at the next sweep, and tells the others', async () => {
+      const heard = listen(b);
+      await a.join('r', 'a-tab', 'ann');
+      await b.join('r', 'b-tab', 'bob');
+      // A goodbye without leaving: the gateway leaves first, but a host may not.
+      await a.close();
+      await waitFor(() => heard.includes('r'), 2000);
+      await expect(b.users('r')).resolves.toEqual(['bob']);
+      await expect(b.rooms()).resolves.toEqual([{ room: 'r', members: 1 }]);
+    });
+
+    it('registers its members again when Redis lost them, and says so', async () => {
+      const heard = listen(a);
+      await a.join('r', 'a-tab', 'ann');
+      await a.join('s', 'a-tab-2', 'ann');
+      await b.join('r', 'b-tab', 'bob');
+      // As after a restart of a Redis that persists nothing.
+      const keys = await redis.keys(`${prefix}:*`);
+      await redis.unlink(...keys);
+      await waitFor(async () => (await b.users('r')).includes('ann'), 2000);
+      await expect(b.users('s')).resolves.toEqual(['ann']);
+      expect(heard).toEqual(expect.arrayContaining(['r', 's']));
+      // b's own members come back on its own heartbeat.
+      await waitFor(async () => (await a.users('r')).length === 2, 2000);
+      await expect(a.rooms()).resolves.toEqual([
+        { room: 'r', members: 2 },
+        { room: 's', members: 1 },
+      ]);
+    });
+  });
+
+  describe('a connection that drops while Redis keeps its data', () => {
+    let client: Redis;
+    afterEach(() => {
+      if (client?.status !== 'end') client?.disconnect();
+    });
+
+    it('forgets, once reconnected, a member whose leave could not reach Redis', async () => {
+      const prefix = freshPrefix();
+      client = new Redis(REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+      const a = new RedisRoomState({ ...FAST, hosts: [client], prefix });
+      stores.open.push(a);
+      const b = stores.processOf(prefix);
+      const heard = listen(a);
+      await a.join('r', 'a-tab-1', 'ann');
+      await a.join('r', 'a-tab-2', 'carl');
+      // The connection drops and comes back at once; the leave falls in between.
+      client.disconnect(true);
+      await expect(a.leave('r', 'a-tab-1')).rejects.toBeInstanceOf(ChannelLayerUnavailable);
+      await expect(b.users('r')).resolves.toEqual(['ann', 'carl']);
+      await waitFor(() => heard.includes('r'), 3000);
+      await expect(b.users('r')).resolves.toEqual(['carl']);
+      await expect(b.rooms()).resolves.toEqual([{ room: 'r', members: 1 }]);
+    });
+  });
+
+  describe('a process killed without goodbye', () => {
+    let client: Redis;
+    afterEach(() => {
+      if (client?.status !== 'end') client?.disconnect();
+    });
+
+    it('is dropped from presence within the timeout, and the survivors are told', async () => {
+      const prefix = freshPrefix();
+      // The doomed process runs on a connection the test owns, so the test can cut it.
+      client = new Redis(REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+      const doomed = new RedisRoomState({ ...FAST, hosts: [client], prefix });
+      stores.open.push(doomed);
+      const survivor = stores.processOf(prefix);
+      const heard = listen(survivor);
+      await doomed.join('r', 'd-tab-1', 'dan');
+      await doomed.join('other', 'd-tab-2', 'dan');
+      await survivor.join('r', 's-tab', 'sue');
+      await expect(survivor.users('r')).resolves.toEqual(['dan', 'sue']);
+
+      // Killed: its connection is gone, nothing said goodbye, its timers find no Redis.
+      client.disconnect();
+      const killedAt = Date.now();
+      await waitFor(() => heard.includes('r') && heard.includes('other'), 3000);
+      // presenceTimeout 0.5 s + one sweep of 0.1 s, with room for a slow machine.
+      expect(Date.now() - killedAt).toBeLessThan(1500);
+      await expect(survivor.users('r')).resolves.toEqual(['sue']);
+      await expect(survivor.users('other')).resolves.toEqual([]);
+      await expect(survivor.rooms()).resolves.toEqual([{ room: 'r', members: 1 }]);
+      // Its heartbeat is forgotten too, once nothing of it is left.
+      await expect(redis.zscore(`${prefix}:rooms:nodes`, doomed.nodeId)).resolves.toBeNull();
+    });
+  });
+
+  describe('connections', () => {
+    it('leaves clients it was given open', async () => {
+      const client = new Redis(REDIS_URL);
+      const store = new RedisRoomState({ hosts: [client], prefix: freshPrefix() });
+      await store.join('r', 'tab', 'ann');
+      await store.close();
+      await expect(client.ping()).resolves.toBe('PONG');
+      await client.quit();
+    });
+
+    it('refuses calls after close, except leaving', async () => {
+      const store = stores.processOf(freshPrefix());
+      await store.close();
+      await expect(store.leave('r', 'tab')).resolves.toBeUndefined();
+      await expect(store.users('r')).rejects.toThrow(/closed/);
+    });
+
+    it('refuses options that would make it misbehave', () => {
+      expect(() => new RedisRoomState({ prefix: 'a b' })).toThrow(/prefix/);
+      expect(() => new RedisRoomState({ heartbeatInterval: 10, presenceTimeout: 10 })).toThrow(
+        /presenceTimeout/,
+      );
+      expect(() => new RedisRoomState({ historyLimit: -1 })).toThrow(/historyLimit/);
+      expect(() => new RedisRoomState({ sweepInterval: 0 })).toThrow(/sweepInterval/);
+    });
+  });
+});
+
+describeWithRedisServer('RedisRoomState when Redis goes away and comes back', () => {
+  let server: RedisServerProcess;
+  const stores = deployment();
+
+  beforeAll(async () => {
+    server = await RedisServerProcess.start();
+  });
+
+  afterAll(async () => {
+    await stores.closeAll();
+    await server?.stop();
+  });
+
+  it('rejects promptly while Redis is away, then registers its members again', async () => {
+    const prefix = uniquePrefix('rooms-faults');
+    const a = new RedisRoomState({ ...FAST, hosts: server.url, prefix, timeout: 500 });
+    stores.open.push(a);
+    const heard = listen(a);
+    await a.join('r', 'a-tab', 'ann');
+    await a.join('r', 'c-tab', 'carl');
+    await a.append('r', { message: 'before', user: 'ann' });
+
+    await server.stop();
+    for (const call of [
+      () => a.append('r', { message: 'during', user: 'ann' }),
+      () => a.history('r'),
+      () => a.join('r', 'b-tab', 'bob'),
+      () => a.leave('r', 'a-tab'),
+      () => a.users('r'),
+      () => a.rooms(),
+    ]) {
+      const started = Date.now();
+      await expect(call()).rejects.toBeInstanceOf(ChannelLayerUnavailable);
+      expect(Date.now() - started).toBeLessThan(1000);
+    }
+
+    await server.restart(); // empty, as a Redis that persists nothing
+    // carl is back; ann left and bob never joined while Redis was away.
+    await waitFor(() => heard.includes('r'), 10_000);
+    await expect(a.users('r')).resolves.toEqual(['carl']);
+    await expect(a.rooms()).resolves.toEqual([{ room: 'r', members: 1 }]);
+    await expect(a.history('r')).resolves.toEqual([]);
+  });
+});
