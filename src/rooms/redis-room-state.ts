@@ -37,18 +37,19 @@ export interface RedisRoomStateOptions extends RoomStateOptions {
   historyExpiry?: number;
   /**
    * Seconds between this process's heartbeats.
-   * @default 10
+   * @default 5
    */
   heartbeatInterval?: number;
   /**
    * Seconds after its last heartbeat that a process counts as gone, and its members are dropped
-   * from presence by the next sweep of any live process. Longer than `heartbeatInterval`.
-   * @default 30
+   * from presence by the next sweep of any live process. Longer than `heartbeatInterval`; with
+   * the defaults a process that dies is out of presence within 25 s.
+   * @default 20
    */
   presenceTimeout?: number;
   /**
    * Seconds between sweeps for processes that went away without leaving.
-   * @default 10
+   * @default 5
    */
   sweepInterval?: number;
 }
@@ -124,12 +125,12 @@ export class RedisRoomState extends RoomState {
     this.historyTtlMs = Math.round(
       seconds(options.historyExpiry ?? 604_800, 'historyExpiry') * 1000,
     );
-    const heartbeatMs = seconds(options.heartbeatInterval ?? 10, 'heartbeatInterval') * 1000;
-    this.presenceTimeoutMs = seconds(options.presenceTimeout ?? 30, 'presenceTimeout') * 1000;
+    const heartbeatMs = seconds(options.heartbeatInterval ?? 5, 'heartbeatInterval') * 1000;
+    this.presenceTimeoutMs = seconds(options.presenceTimeout ?? 20, 'presenceTimeout') * 1000;
     if (this.presenceTimeoutMs <= heartbeatMs) {
       throw new TypeError('presenceTimeout must be longer than heartbeatInterval');
     }
-    const sweepMs = seconds(options.sweepInterval ?? 10, 'sweepInterval') * 1000;
+    const sweepMs = seconds(options.sweepInterval ?? 5, 'sweepInterval') * 1000;
     const timeoutMs = options.timeout ?? 1000;
     if (!(timeoutMs > 0)) throw new TypeError('timeout must be positive');
 
