@@ -6,14 +6,17 @@ import { ChatWsAdapter } from './chat/chat-ws.adapter';
 import { createAppLogger } from './app-logger';
 import { RedisChannelLayer } from './channel-layer/redis-channel-layer';
 import { ChatModuleOptions } from './chat/chat.options';
+import { RedisRoomState } from './rooms/redis-room-state';
 import { AppConfig, loadConfig } from './config';
 import { closeOnSignals } from './shutdown';
 
 /** The layer (and room store) the environment asks for; the in-memory defaults otherwise. */
 function stateFor(config: AppConfig): Pick<ChatModuleOptions, 'layer' | 'roomState'> {
   if (config.channelLayer === 'memory') return {};
+  const redis = { hosts: config.redisUrl, prefix: config.redisPrefix };
   return {
-    layer: () => new RedisChannelLayer({ hosts: config.redisUrl, prefix: config.redisPrefix }),
+    layer: () => new RedisChannelLayer(redis),
+    roomState: () => new RedisRoomState(redis),
   };
 }
 

@@ -500,18 +500,22 @@ export class ChatGateway
     connection.joined = false;
     connection.detach?.();
     if (!channel) return;
+    // Group and presence are left separately: one failing (Redis away) must not keep the other.
     try {
       const started = performance.now();
       await this.layer.groupDiscard(room, channel);
       this.metrics.layerOperation('group_discard', performance.now() - started);
-      if (connection.present) {
-        connection.present = false;
-        await this.rooms.leave(room, channel);
-        this.schedulePresence(room);
-      }
     } catch (error) {
-      this.logger.warn(`could not leave room ${room}: ${describe(error)}`);
+      this.logger.warn(`could not leave group ${room}: ${describe(error)}`);
     }
+    if (!connection.present) return;
+    connection.present = false;
+    try {
+      await this.rooms.leave(room, channel);
+    } catch (error) {
+      this.logger.warn(`could not leave presence of ${room}: ${describe(error)}`);
+    }
+    this.schedulePresence(room);
   }
 
   private async failJoin(connection: Connection, error: unknown): Promise<void> {
