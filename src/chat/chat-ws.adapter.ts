@@ -3,7 +3,9 @@ import { createServer, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { INestApplicationContext } from '@nestjs/common';
 import { WsAdapter } from '@nestjs/platform-ws';
-import type { WebSocket, WebSocketServer } from 'ws';
+import type { MessageMappingProperties } from '@nestjs/websockets';
+import { isObservable } from 'rxjs';
+import type { RawData, WebSocket, WebSocketServer } from 'ws';
 import { CloseCode } from './chat.protocol';
 
 /** The event every raw frame is routed to; the gateway subscribes to it. */
@@ -31,7 +33,8 @@ type RoutedServer = WebSocketServer & { path: string; options: { roomPath?: stri
  * - a gateway's path matches with and without its trailing slash (the seed's URL has one), and
  *   an unknown path gets a 404 instead of a hung-up socket; a gateway with a `roomPath` option
  *   also takes `<roomPath>/<room>/`;
- * - shutdown closes sockets with 1001 instead of terminating them without a close frame.
+ * - shutdown closes sockets with 1001 instead of terminating them without a close frame;
+ * - each client gets one plain `message` listener instead of an rxjs pipeline.
  */
 export class ChatWsAdapter extends WsAdapter {
   private readonly closeTimeoutMs: number;
@@ -51,6 +54,54 @@ export class ChatWsAdapter extends WsAdapter {
     const server = super.create(port, options) as WebSocketServer;
     Object.defineProperty(server, CHAT_WS_SERVER, { value: true });
     return server;
+  }
+
+  /**
+   * Nest's version builds an rxjs pipeline per client (`fromEvent` for close and message, `share`,
+   * `first`, `mergeMap`, `takeUntil`): 7 KiB of heap held by every idle socket. This is one listener
+   * with the same contract: each frame goes through the parser to its handler, which Nest built
+   * with the gateway's guards, pipes, interceptors and filters; a non-nil result, or each value of
+   * an Observable result, is sent as JSON while the socket is open. `transform` (Nest's
+   * promise-to-Observable step) is not needed: the result is awaited here directly.
+   */
+  override bindMessageHandlers(
+    client: WebSocket,
+    handlers: MessageMappingProperties[],
+    _transform?: unknown,
+  ): void {
+    client.on('message', (data: RawData, isBinary: boolean) => {
+      let result: unknown;
+      try {
+        // As Nest's `fromEvent` saw it, through ws' MessageEvent: text frames as strings.
+        const message = this.messageParser(isBinary ? data : data.toString());
+        if (!message) return;
+        const handler = handlers.find((candidate) => candidate.message === message.event);
+        if (!handler) return;
+        result = handler.callback(message.data, message.event);
+      } catch {
+        return; // as Nest's bindMessageHandler: a frame that does not parse is ignored
+      }
+      if (result instanceof Promise) {
+        result.then(
+          (value: unknown) => this.reply(client, value),
+          (error: unknown) => this.logger.error(error),
+        );
+      } else {
+        this.reply(client, result);
+      }
+    });
+  }
+
+  /** Sends a handler's result, as Nest's `bindMessageHandlers` does. */
+  private reply(client: WebSocket, result: unknown): void {
+    if (isObservable(result)) {
+      result.subscribe({
+        next: (value) => this.reply(client, value),
+        error: (error: unknown) => this.logger.error(error),
+      });
+    } else if (result !== undefined && result !== null && client.readyState === client.OPEN) {
+      client.send(JSON.stringify(result));
+    }
   }
 
   /** A client's protocol error (bad UTF-8, oversized frame) is its problem, not a server error. */
