@@ -345,9 +345,16 @@ function deepFreeze<T>(value: T): T {
 
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
 
+/** Random bytes drawn 4 KiB at a time: a `randomBytes` call per ~340 channels, not per channel. */
+let pool = Buffer.alloc(0);
+let poolAt = 0;
+
 function randomName(length: number): string {
-  const bytes = randomBytes(length);
+  if (poolAt + length > pool.length) {
+    pool = randomBytes(4096);
+    poolAt = 0;
+  }
   let name = '';
-  for (const byte of bytes) name += ALPHABET[byte % ALPHABET.length];
+  for (let i = 0; i < length; i++) name += ALPHABET[pool[poolAt++] % ALPHABET.length];
   return name;
 }

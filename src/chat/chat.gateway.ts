@@ -48,8 +48,11 @@ import { RateLimiter, RateVerdict } from './rate-limiter';
 /** One socket's membership: its layer channel and where it stands in joining. */
 interface Connection {
   readonly socket: WebSocket;
-  /** What hooks see; the user travels with the connection from the handshake on. */
-  readonly info: ChatConnectionInfo;
+  /**
+   * What hooks see; the user travels with the connection from the handshake on. Kept only when
+   * the module has a hook: it holds the upgrade request, about 1 KiB a socket.
+   */
+  readonly info?: ChatConnectionInfo;
   /** Room, name and resume point from the URL, or why they were refused. */
   readonly session: ChatSession | ProtocolError;
   /** The room, which is the socket's group. */
@@ -86,6 +89,9 @@ interface PresenceUpdate {
 /** ws' verifyClient callback: accept, or refuse with an HTTP status. */
 type VerifyDone = (accept: boolean, status?: number, message?: string) => void;
 
+/** The greeting, encoded once: ws writes a string frame through a UTF-8 conversion each time. */
+const GREETING = Buffer.from(CONNECTION_ESTABLISHED);
+
 // ws merges send options into a fresh object anyway; a shared constant keeps ours allocation-free.
 const TEXT = { binary: false } as const;
 
@@ -104,6 +110,8 @@ export class ChatGateway
   private readonly policy: ResolvedConnectionPolicy;
   private readonly originAllowed: OriginCheck;
   private readonly heartbeat: Heartbeat;
+  /** Whether any hook needs the connection's info (and so its upgrade request). */
+  private readonly hooked: boolean;
   /** Disconnected sockets still leaving their group: shutdown waits for them. */
   private readonly leaving = new Set<Promise<void>>();
   private readonly connections = new Map<WebSocket, Connection>();
@@ -125,6 +133,7 @@ export class ChatGateway
   ) {
     this.options = resolveChatOptions(options);
     this.policy = resolveConnectionPolicy(options);
+    this.hooked = Boolean(options.onConnect ?? options.onDisconnect ?? options.onMessage);
     this.originAllowed = compileOriginCheck(this.policy);
     this.heartbeat = new Heartbeat(this.policy.heartbeatIntervalMs, {
       onTimeout: () => {
@@ -176,7 +185,7 @@ export class ChatGateway
     const room = session instanceof ProtocolError ? this.options.group : session.room;
     const connection: Connection = {
       socket,
-      info: { user, group: room, request },
+      info: this.hooked ? { user, group: room, request } : undefined,
       session,
       room,
       // The host's user wins over ?name=, so nobody chats under someone else's login.
@@ -248,7 +257,7 @@ export class ChatGateway
     const hook = this.options.onMessage;
     if (hook) {
       try {
-        message = await hook({ ...connection.info, message: text });
+        message = await hook({ ...(connection.info as ChatConnectionInfo), message: text });
         if (typeof message !== 'string') throw new TypeError('onMessage must return a string');
       } catch (error) {
         if (socket.readyState !== WebSocket.OPEN) return;
@@ -401,7 +410,7 @@ export class ChatGateway
     if (connection.closed) return this.leave(connection);
     connection.joined = true;
     this.metrics.roomJoined(room);
-    socket.send(CONNECTION_ESTABLISHED);
+    socket.send(GREETING, TEXT);
     const historyFrame: HistoryFrame = {
       type: 'history',
       room,
@@ -488,7 +497,7 @@ export class ChatGateway
   private async notify(hook: ConnectionHook | undefined, connection: Connection): Promise<void> {
     if (!hook) return;
     try {
-      await hook(connection.info);
+      await hook(connection.info as ChatConnectionInfo);
     } catch (error) {
       this.logger.error(`connection hook failed: ${describe(error)}`);
     }
