@@ -144,6 +144,11 @@ export class ChatMetrics {
     this.rooms.set(room, (this.rooms.get(room) ?? 0) + 1);
   }
 
+  /** Sockets of this node in `room`. */
+  socketsIn(room: string): number {
+    return this.rooms.get(room) ?? 0;
+  }
+
   /** A socket on this node left `room`. */
   roomLeft(room: string): void {
     const left = (this.rooms.get(room) ?? 0) - 1;

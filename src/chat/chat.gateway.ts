@@ -89,6 +89,9 @@ interface PresenceUpdate {
 /** ws' verifyClient callback: accept, or refuse with an HTTP status. */
 type VerifyDone = (accept: boolean, status?: number, message?: string) => void;
 
+/** Members per `presenceDelayMs` of presence delay: see `presenceDelay`. */
+const PRESENCE_BATCH = 100;
+
 /** The greeting, encoded once: ws writes a string frame through a UTF-8 conversion each time. */
 const GREETING = Buffer.from(CONNECTION_ESTABLISHED);
 
@@ -441,8 +444,19 @@ export class ChatGateway
     const timer = setTimeout(() => {
       this.presenceDue.delete(room);
       void this.announcePresence(room);
-    }, this.options.presenceDelayMs);
+    }, this.presenceDelay(room));
     this.presenceDue.set(room, timer);
+  }
+
+  /**
+   * `presenceDelayMs`, stretched in big rooms: an announcement is one write per member, so a
+   * crowd arriving in a room of 10,000 would otherwise cost 100,000 writes a second (more than the
+   * handshakes themselves). One more `presenceDelayMs` per 100 of this node's members keeps it
+   * near 1,000 writes a second in any room; rooms of up to 100 are not affected.
+   */
+  private presenceDelay(room: string): number {
+    const members = this.metrics.socketsIn(room);
+    return this.options.presenceDelayMs * Math.max(1, Math.ceil(members / PRESENCE_BATCH));
   }
 
   /** A failure is logged: presence heals on the next change. */

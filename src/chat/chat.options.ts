@@ -113,6 +113,8 @@ export interface ChatModuleOptions extends ConnectionPolicyOptions {
   historyLimit?: number;
   /**
    * Milliseconds between a join or leave and the presence frame: changes in between share one.
+   * A room with more than 100 sockets on this node waits this long once more per 100 of them
+   * (1,000 sockets: 10 times), so presence costs about 1,000 writes a second at most.
    * @default 100
    */
   presenceDelayMs?: number;
