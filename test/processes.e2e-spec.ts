@@ -1,25 +1,10 @@
-import { ChatFrame, PresenceFrame } from '../src';
+import { ChatFrame } from '../src';
 import { ChatTestClient } from '../src/testing';
 import { describeWithRedis, REDIS_URL, uniquePrefix } from './redis-test-support';
 import { AppProcess, buildApp } from './support/app-process';
+import { echoOf, presenceOf } from './support/frames';
 
 type Chat = Required<ChatFrame>;
-
-/** The next presence frame listing exactly `users` (earlier ones may still be in flight). */
-async function presenceOf(client: ChatTestClient, users: string[]): Promise<PresenceFrame> {
-  for (;;) {
-    const frame = await client.nextOfType<PresenceFrame>('presence');
-    if (JSON.stringify(frame.users) === JSON.stringify(users)) return frame;
-  }
-}
-
-/** Resolves once `client` has seen `text` come back through the room. */
-async function echoOf(client: ChatTestClient, text: string): Promise<Chat> {
-  for (;;) {
-    const frame = await client.nextOfType<Chat>('chat');
-    if (frame.message === text) return frame;
-  }
-}
 
 describeWithRedis('Two app processes on Redis, one of them SIGKILLed (node dist/main.js)', () => {
   const apps: AppProcess[] = [];

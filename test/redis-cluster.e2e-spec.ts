@@ -2,7 +2,6 @@ import { Redis } from 'ioredis';
 import {
   ChatFrame,
   HistoryFrame,
-  PresenceFrame,
   RedisChannelLayer,
   RedisRoomState,
   compareRecordIds,
@@ -10,6 +9,7 @@ import {
 import { ChatTestClient } from '../src/testing';
 import { REDIS_URL, describeWithRedis, uniquePrefix } from './redis-test-support';
 import { RunningChatApp, startChatApp } from './support/chat-app';
+import { presenceOf } from './support/frames';
 
 type Chat = Required<ChatFrame>;
 
@@ -54,14 +54,6 @@ describeWithRedis('Two app processes sharing one Redis: rooms, presence and hist
     const history = await client.next<HistoryFrame>();
     expect(history.type).toBe('history');
     return { client, history };
-  }
-
-  /** The next presence frame whose users are `users` (earlier ones may still be in flight). */
-  async function presenceOf(client: ChatTestClient, users: string[]): Promise<PresenceFrame> {
-    for (;;) {
-      const frame = await client.nextOfType<PresenceFrame>('presence');
-      if (JSON.stringify(frame.users) === JSON.stringify(users)) return frame;
-    }
   }
 
   async function chats(client: ChatTestClient, count: number): Promise<Chat[]> {

@@ -1,6 +1,7 @@
-import { ChatFrame, HistoryFrame, PresenceFrame } from '../src';
+import { ChatFrame, HistoryFrame } from '../src';
 import { ChatTestClient } from '../src/testing';
 import { RunningChatApp, startChatApp } from './support/chat-app';
+import { presenceOf } from './support/frames';
 
 type Chat = Required<ChatFrame>;
 
@@ -21,14 +22,6 @@ describe('Rooms, names, presence, history and resume', () => {
     const history = await client.next<HistoryFrame>();
     expect(history.type).toBe('history');
     return { client, history };
-  }
-
-  /** The next presence frame whose users are `users` (earlier ones may still be in flight). */
-  async function presenceOf(client: ChatTestClient, users: string[]): Promise<PresenceFrame> {
-    for (;;) {
-      const frame = await client.nextOfType<PresenceFrame>('presence');
-      if (JSON.stringify(frame.users) === JSON.stringify(users)) return frame;
-    }
   }
 
   it('keeps rooms apart, by ?room= and by /ws/chat/<room>/', async () => {

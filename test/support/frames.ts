@@ -1,3 +1,4 @@
+import type { ChatFrame, PresenceFrame } from '../../src';
 import type { ChatTestClient } from '../../src/testing';
 
 /** A frame as tests look at it; the protocol only ever adds fields and frame types. */
@@ -48,5 +49,21 @@ export async function drain(client: ChatTestClient, quietMs = 200): Promise<Fram
     const frame = await client.next<Frame>(quietMs).catch(() => undefined);
     if (frame === undefined) return frames;
     frames.push(frame);
+  }
+}
+
+/** The next presence frame listing exactly `users`; earlier ones may still be in flight. */
+export async function presenceOf(client: ChatTestClient, users: string[]): Promise<PresenceFrame> {
+  for (;;) {
+    const frame = await client.nextOfType<PresenceFrame>('presence');
+    if (JSON.stringify(frame.users) === JSON.stringify(users)) return frame;
+  }
+}
+
+/** The chat frame carrying `text`, once `client` has seen it come back through the room. */
+export async function echoOf(client: ChatTestClient, text: string): Promise<Required<ChatFrame>> {
+  for (;;) {
+    const frame = await client.nextOfType<Required<ChatFrame>>('chat');
+    if (frame.message === text) return frame;
   }
 }
