@@ -9,11 +9,11 @@ import {
   ReceiveOptions,
 } from './channel-layer';
 import { ChannelFull, ChannelLayerClosed, InvalidChannelLayerInput } from './channel-layer.errors';
+import { freezeCopy } from './frozen-message';
 import {
   CapacityTable,
   assertChannelName,
   assertGroupName,
-  assertMessage,
   capacityOf,
   compileCapacities,
   nonLocalName,
@@ -317,28 +317,6 @@ export class InMemoryChannelLayer extends ChannelLayer {
 function positiveSeconds(value: number, name: string): number {
   if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) {
     throw new InvalidChannelLayerInput(`${name} must be a positive number of seconds`);
-  }
-  return value;
-}
-
-/** One deep copy, frozen: the sender may reuse its object, receivers can't alter each other's. */
-export function freezeCopy(message: ChannelMessage): ChannelMessage {
-  assertMessage(message);
-  let copy: ChannelMessage;
-  try {
-    copy = structuredClone(message);
-  } catch (error) {
-    throw new InvalidChannelLayerInput(
-      `a message must hold only cloneable data: ${(error as Error).message}`,
-    );
-  }
-  return deepFreeze(copy);
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
   }
   return value;
 }

@@ -23,6 +23,7 @@ import { MessageCipher } from './message-crypto';
 import { GROUP_ADD, GROUP_CHANNELS, GROUP_SEND, POP, PUSH, UNPOP } from './redis-scripts';
 import { RedisHost, RedisShard, RedisShardEvents } from './redis-shard';
 import { consistentHash } from './redis-sharding';
+import { deepFreeze } from './frozen-message';
 
 export type { RedisHost } from './redis-shard';
 
@@ -863,14 +864,6 @@ function serialize(message: ChannelMessage): string {
 
 function parse(json: string): ChannelMessage {
   return deepFreeze(JSON.parse(json) as ChannelMessage);
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null) {
-    Object.freeze(value);
-    for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
-  }
-  return value;
 }
 
 function hostList(hosts: string | ReadonlyArray<RedisHost>): RedisHost[] {

@@ -186,11 +186,6 @@ export class ProtocolError {
     readonly code: ErrorCode,
     readonly message: string,
   ) {}
-
-  /** The error frame, serialized. */
-  toFrame(): string {
-    return errorFrame(this.code, this.message);
-  }
 }
 
 /** A serialized error frame. */
