@@ -7,6 +7,7 @@ import type { MessageMappingProperties } from '@nestjs/websockets';
 import { isObservable } from 'rxjs';
 import type { RawData, WebSocket, WebSocketServer } from 'ws';
 import { CloseCode } from './chat.protocol';
+import { bindTransport } from './outbox';
 
 /** The event every raw frame is routed to; the gateway subscribes to it. */
 export const RAW_FRAME_EVENT = 'chat:frame';
@@ -159,6 +160,7 @@ export class ChatWsAdapter extends WsAdapter {
     );
     if (!server) return rejectUpgrade(socket, 404);
     server.handleUpgrade(request, socket, head, (ws: WebSocket) => {
+      bindTransport(ws, socket);
       server.emit('connection', ws, request);
     });
   }

@@ -43,6 +43,7 @@ import {
 import { ResolvedConnectionPolicy, resolveConnectionPolicy } from './connection-policy';
 import { Heartbeat } from './heartbeat';
 import { OriginCheck, compileOriginCheck } from './origin-check';
+import { Outbox, encodeTextFrame } from './outbox';
 import { RateLimiter, RateVerdict } from './rate-limiter';
 
 /** One socket's membership: its layer channel and where it stands in joining. */
@@ -75,6 +76,12 @@ interface Connection {
   readonly limiter?: RateLimiter;
   /** Chat messages dropped since the socket was last told; > 0 while it reads too slowly. */
   dropped: number;
+}
+
+/** A server frame's JSON, and the same as a whole WebSocket frame, ready for the wire. */
+interface Encoded {
+  readonly payload: Buffer;
+  readonly frame: Buffer;
 }
 
 /** The layer message a presence change travels as. */
@@ -124,9 +131,10 @@ export class ChatGateway
   private closing = false;
   /** Users admitted by `authenticate`, from the handshake until the socket opens. */
   private readonly admitted = new WeakMap<IncomingMessage, ChatUser>();
-  /** The last layer message serialized: every member of one groupSend gets the same object. */
+  /** The last layer message encoded: every member of one groupSend gets the same object. */
   private lastMessage?: ChannelMessage;
-  private lastFrame = Buffer.alloc(0);
+  private lastEncoded?: Encoded;
+  private readonly outbox = new Outbox();
 
   constructor(
     private readonly layer: ChannelLayer,
@@ -316,17 +324,18 @@ export class ChatGateway
   }
 
   /**
-   * The message's wire frame, serialized once per groupSend: members share the message object,
-   * so memoize on it. Undefined for a type with no handler.
+   * The message's wire frame, serialized and encoded once per groupSend: members share the
+   * message object, so memoize on it. Undefined for a type with no handler.
    */
-  private frameOf(message: ChannelMessage): Buffer | undefined {
+  private frameOf(message: ChannelMessage): Encoded | undefined {
     if (message !== this.lastMessage) {
       const frame = wireFrame(message);
       if (!frame) return undefined;
-      this.lastFrame = Buffer.from(JSON.stringify(frame));
+      const payload = Buffer.from(JSON.stringify(frame));
+      this.lastEncoded = { payload, frame: encodeTextFrame(payload) };
       this.lastMessage = message;
     }
-    return this.lastFrame;
+    return this.lastEncoded;
   }
 
   /**
@@ -334,7 +343,7 @@ export class ChatGateway
    * messages are dropped (and `false` makes the layer count a skip) until its queue has drained
    * to half the limit; then it is told how many it missed, before the next message.
    */
-  private write(connection: Connection, frame: Buffer): boolean {
+  private write(connection: Connection, encoded: Encoded): boolean {
     const { socket } = connection;
     if (socket.readyState !== WebSocket.OPEN) return true;
     const buffered = socket.bufferedAmount;
@@ -344,7 +353,7 @@ export class ChatGateway
     } else if (buffered > this.options.maxBufferedBytes) {
       return this.drop(connection);
     }
-    socket.send(frame, TEXT);
+    if (!this.outbox.write(socket, encoded.frame)) socket.send(encoded.payload, TEXT);
     this.metrics.deliveries++;
     return true;
   }

@@ -1,0 +1,105 @@
+import { createServer, Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocket, WebSocketServer } from 'ws';
+import { Outbox, bindTransport, encodeTextFrame } from './outbox';
+
+interface Accepted {
+  socket: WebSocket;
+  transport: Duplex;
+}
+
+/** A ws server on loopback that records each accepted socket's stream, as ChatWsAdapter does. */
+async function listen(options: { perMessageDeflate?: boolean } = {}): Promise<{
+  http: Server;
+  url: string;
+  accepted: () => Promise<Accepted>;
+}> {
+  const wss = new WebSocketServer({ noServer: true, ...options });
+  const waiting: ((accepted: Accepted) => void)[] = [];
+  const http = createServer();
+  http.on('upgrade', (request, transport: Duplex, head: Buffer) =>
+    wss.handleUpgrade(request, transport, head, (socket) => {
+      bindTransport(socket, transport);
+      waiting.shift()?.({ socket, transport });
+    }),
+  );
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  const { port } = http.address() as AddressInfo;
+  return {
+    http,
+    url: `ws://127.0.0.1:${port}/`,
+    accepted: () => new Promise((resolve) => waiting.push(resolve)),
+  };
+}
+
+function received(client: WebSocket, count: number): Promise<string[]> {
+  const texts: string[] = [];
+  return new Promise((resolve) =>
+    client.on('message', (data: Buffer, isBinary: boolean) => {
+      expect(isBinary).toBe(false);
+      texts.push(data.toString());
+      if (texts.length === count) resolve(texts);
+    }),
+  );
+}
+
+describe('Outbox', () => {
+  let server: Awaited<ReturnType<typeof listen>>;
+  let client: WebSocket;
+
+  /** A client on `server`, open, and the server's side of it. */
+  async function connect(options: { perMessageDeflate?: boolean } = {}): Promise<Accepted> {
+    const accepted = server.accepted();
+    client = new WebSocket(server.url, options);
+    await new Promise((resolve) => client.once('open', resolve));
+    return accepted;
+  }
+
+  afterEach(async () => {
+    client?.terminate();
+    await new Promise((resolve) => server?.http.close(resolve));
+    server?.http.closeAllConnections();
+  });
+
+  it('delivers frames of every header size, interleaved with ws sends, in call order', async () => {
+    server = await listen();
+    const { socket } = await connect();
+    // 7-bit, 16-bit and 64-bit payload lengths, each at its boundary.
+    const texts = [0, 125, 126, 65535, 65536].map((size, i) => `${i}`.padEnd(size, 'x'));
+    const got = received(client, texts.length + 1);
+    const outbox = new Outbox();
+    for (const [i, text] of texts.entries()) {
+      expect(outbox.write(socket, encodeTextFrame(Buffer.from(text)))).toBe(true);
+      if (i === 2) socket.send('through ws');
+    }
+    const expected = [...texts.slice(0, 3), 'through ws', ...texts.slice(3)];
+    expect(await got).toEqual(expected);
+  });
+
+  it('holds a loop turn of writes and flushes them together', async () => {
+    server = await listen();
+    const { socket, transport } = await connect();
+    const got = received(client, 3);
+    const outbox = new Outbox();
+    for (const text of ['a', 'b', 'c']) outbox.write(socket, encodeTextFrame(Buffer.from(text)));
+    expect(transport.writableCorked).toBe(1);
+    expect(transport.writableLength).toBe(9);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(transport.writableCorked).toBe(0);
+    expect(await got).toEqual(['a', 'b', 'c']);
+  });
+
+  it('refuses a socket with an extension, so the caller sends through ws', async () => {
+    server = await listen({ perMessageDeflate: true });
+    const { socket } = await connect({ perMessageDeflate: true });
+    expect(socket.extensions).toContain('permessage-deflate');
+    expect(new Outbox().write(socket, encodeTextFrame(Buffer.from('x')))).toBe(false);
+  });
+
+  it('refuses a socket whose stream it was not told about', async () => {
+    server = await listen();
+    await connect();
+    expect(new Outbox().write(client, encodeTextFrame(Buffer.from('x')))).toBe(false);
+  });
+});
