@@ -146,6 +146,29 @@ export function describeChannelLayerConformance(name: string, target: Conformanc
         );
       });
 
+      it('carries a message as JSON: a Date arrives as its ISO string, undefined not at all', async () => {
+        const at = new Date(Date.UTC(2026, 10, 28));
+        await layer.send('json', { type: 'test.message', at, gone: undefined, n: [1, 'two'] });
+        await expect(layer.receive('json')).resolves.toStrictEqual({
+          type: 'test.message',
+          at: '2026-11-28T00:00:00.000Z',
+          n: [1, 'two'],
+        });
+      });
+
+      it('refuses a message that is not JSON data, before sending anything', async () => {
+        const cyclic: Record<string, unknown> = { type: 'test.message' };
+        cyclic.self = cyclic;
+        await layer.groupAdd('json-group', 'json-member');
+        for (const bad of [cyclic, { type: 'test.message', big: 1n }]) {
+          const message = bad as ChannelMessage;
+          await expect(layer.send('json', message)).rejects.toThrow(/only JSON data/);
+          await expect(layer.groupSend('json-group', message)).rejects.toThrow(/only JSON data/);
+        }
+        await layer.send('json-member', msg('after'));
+        await expect(layer.receive('json-member')).resolves.toEqual(msg('after'));
+      });
+
       it('makes unique process-local channel names with the prefix', async () => {
         const a = await layer.newChannel('chat');
         const b = await layer.newChannel('chat');

@@ -1,7 +1,9 @@
 /**
  * A message carried by a channel layer. Its `type` selects the handler of the consumer that gets
- * it (`chat.message` → the chat handler). Receivers get it frozen: they never share a mutable
- * object, and the layer never copies it per receiver.
+ * it (`chat.message` → the chat handler). It holds JSON data: every layer carries it as JSON, so
+ * a Date arrives as its ISO string and an undefined field not at all; a BigInt or a cycle throws
+ * `InvalidChannelLayerInput`. Receivers get it frozen: they never share a mutable object, and the
+ * layer never copies it per receiver.
  */
 export interface ChannelMessage {
   readonly type: string;

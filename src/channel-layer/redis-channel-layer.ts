@@ -13,7 +13,6 @@ import {
   CapacityTable,
   assertChannelName,
   assertGroupName,
-  assertMessage,
   capacityOf,
   compileCapacities,
   isValidGroupName,
@@ -23,7 +22,7 @@ import { MessageCipher } from './message-crypto';
 import { GROUP_ADD, GROUP_CHANNELS, GROUP_SEND, POP, PUSH, UNPOP } from './redis-scripts';
 import { RedisHost, RedisShard, RedisShardEvents } from './redis-shard';
 import { consistentHash } from './redis-sharding';
-import { deepFreeze } from './frozen-message';
+import { fromJson, toJson } from './frozen-message';
 
 export type { RedisHost } from './redis-shard';
 
@@ -224,14 +223,14 @@ export class RedisChannelLayer extends ChannelLayer {
   async send(channel: string, message: ChannelMessage): Promise<void> {
     this.assertOpen();
     assertChannelName(channel);
-    const json = serialize(message);
+    const json = toJson(message);
     const attachment = this.attached.get(channel);
     if (attachment) {
       // Attached here: deliver directly, so a refusal is a ChannelFull the sender sees. Wait for
       // messages queued before the attach first, to keep the order.
       if (attachment.backlog) await attachment.ready;
       if (this.attached.get(channel) === attachment) {
-        if (attachment.receiver(parse(json)) === false) throw new ChannelFull(channel);
+        if (attachment.receiver(fromJson(json)) === false) throw new ChannelFull(channel);
         return;
       }
     }
@@ -347,7 +346,7 @@ export class RedisChannelLayer extends ChannelLayer {
   async groupSend(group: string, message: ChannelMessage): Promise<void> {
     this.assertOpen();
     assertGroupName(group);
-    const payload = this.seal(serialize(message));
+    const payload = this.seal(toJson(message));
     const queued = (await this.shardOf(group).run(
       GROUP_SEND,
       [this.membersKey(group)],
@@ -838,7 +837,7 @@ export class RedisChannelLayer extends ChannelLayer {
   /** The frozen message in a payload from Redis; undefined (and logged) if it can't be read. */
   private open(payload: string): ChannelMessage | undefined {
     try {
-      return parse(this.cipher ? this.cipher.open(payload) : payload);
+      return fromJson(this.cipher ? this.cipher.open(payload) : payload);
     } catch (error) {
       this.logger.warn(`dropped a message that could not be read: ${String(error)}`);
       return undefined;
@@ -848,22 +847,6 @@ export class RedisChannelLayer extends ChannelLayer {
   private assertOpen(): void {
     if (this.closed) throw new ChannelLayerClosed();
   }
-}
-
-/** Messages cross Redis as JSON: checked, then serialized once per call. */
-function serialize(message: ChannelMessage): string {
-  assertMessage(message);
-  try {
-    return JSON.stringify(message);
-  } catch (error) {
-    throw new InvalidChannelLayerInput(
-      `a message must hold only JSON data: ${(error as Error).message}`,
-    );
-  }
-}
-
-function parse(json: string): ChannelMessage {
-  return deepFreeze(JSON.parse(json) as ChannelMessage);
 }
 
 function hostList(hosts: string | ReadonlyArray<RedisHost>): RedisHost[] {
