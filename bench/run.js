@@ -16,13 +16,16 @@
  *   --servers=a,b      subset of: app-memory, app-redis, baseline
  *   --workers=N        load-generator processes (default: max(2, nproc))
  *   --duration=S       measured seconds per messaging workload (default 5; quick 3)
+ *   --repeat=N         N rounds per workload (default 1), each server once per round in an order
+ *                      rotated by round; the table shows medians over the rounds (loss/dup/order
+ *                      summed) and the ratios are medians of per-round app/baseline pairs
  *   --profile          also run app-memory and baseline under `node --cpu-prof` on one fan-out
  *                      workload and summarize the profiles (bench/profile-summary.js)
  *   --profile-workload=NAME  profile this workload of the full set instead (e.g. 100c×10s)
  *   --redis-url=URL    use this Redis instead of a private redis-server started for the run
  *   --app=PATH         the app's main.js (default dist/main.js of this checkout)
  *   --app-env=K=V,...  extra environment for the app processes
- * Output: the table on stdout; JSON and Markdown copies under bench/out/.
+ * Output: the table on stdout; JSON (every round's row) and Markdown copies under bench/out/.
  */
 const { execFileSync, spawn } = require('node:child_process');
 const fs = require('node:fs');
@@ -57,6 +60,9 @@ const PROFILE = flag('profile') || opt('profile-workload') !== undefined;
 const WORKERS = Number(opt('workers') ?? Math.max(2, os.cpus().length));
 const DURATION_S = Number(opt('duration') ?? (QUICK ? 3 : 5));
 const WARMUP_S = QUICK ? 1 : 2;
+const REPEAT = Number(opt('repeat') ?? 1);
+if (!Number.isInteger(REPEAT) || REPEAT < 1)
+  throw new Error('--repeat=N: N must be an integer ≥ 1');
 const ONLY = opt('only')?.split(',');
 /** The app's entry point: this checkout's build unless --app names another. */
 const APP_MAIN = path.resolve(opt('app') ?? path.join(ROOT, 'dist', 'main.js'));
@@ -68,7 +74,6 @@ const APP_ENV = Object.fromEntries(
   ]),
 );
 const SERVERS = opt('servers')?.split(',') ?? ['app-memory', 'app-redis', 'baseline'];
-/** Source addresses for client sockets, so ephemeral ports never run short. */
 /** How long receivers may take to get every message after the senders stop. */
 const DRAIN_TIMEOUT_MS = 15000;
 /** Source addresses for client sockets, so ephemeral ports never run short. */
@@ -632,6 +637,61 @@ const fmt = (/** @type {number | undefined} */ v, d = 0) =>
     ? '–'
     : v.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 
+/** Median of the numbers among `xs` (undefined and NaN skipped); undefined if none. */
+function median(/** @type {(number | undefined)[]} */ xs) {
+  const s = /** @type {number[]} */ (xs.filter((x) => x !== undefined && !Number.isNaN(x)));
+  s.sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length === 0 ? undefined : s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** The rows of each workload and server (one per round), in order of first appearance. */
+function byServer(/** @type {Record<string, any>[]} */ rows) {
+  /** @type {Map<string, Record<string, any>[]>} */
+  const groups = new Map();
+  for (const r of rows) {
+    const key = `${r.workload}\n${r.server}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  return [...groups.values()];
+}
+
+/** Figures shown as their median over the rounds. */
+const MEDIAN_KEYS = [
+  'msgPerS',
+  'cpuPer1k',
+  'redisCpuPer1k',
+  'p50ms',
+  'p99ms',
+  'kibPerConn',
+  'connPerS',
+  'rssMiB',
+  'serverCores',
+  'harnessCores',
+  'otherCores',
+];
+
+/**
+ * One row per workload and server: the median of each figure over the rounds, losses,
+ * duplicates and order violations summed. With one round, the figures of that round's row.
+ * @param {Record<string, any>[]} rows
+ */
+function mergeRounds(rows) {
+  return byServer(rows).map((runs) => {
+    const ran = runs.filter((r) => !r.na);
+    if (ran.length === 0) return runs[0];
+    const { workload, server, clients } = runs[0];
+    /** @type {Record<string, any>} */
+    const row = { workload, server, clients, rounds: runs.length };
+    for (const k of MEDIAN_KEYS) row[k] = median(ran.map((r) => r[k]));
+    for (const k of ['losses', 'dups', 'disorder'])
+      if (ran.some((r) => r[k] !== undefined)) row[k] = ran.reduce((a, r) => a + (r[k] ?? 0), 0);
+    const errors = runs.map((r) => (r.na ? `n/a: ${r.na}` : r.error)).filter(Boolean);
+    if (errors.length) row.error = [...new Set(errors)].join('; ');
+    return row;
+  });
+}
+
 /** @param {Record<string, any>[]} rows */
 function table(rows) {
   const head = [
@@ -672,25 +732,42 @@ function table(rows) {
   return markdown(head, body);
 }
 
-/** @param {Record<string, any>[]} rows */
+/**
+ * Paired ratios: each round's app figure / the baseline's of the same round; the median over the
+ * rounds, and for CPU/1k also the min–max range when there is more than one round.
+ * @param {Record<string, any>[]} rows every round's row
+ */
 function ratios(rows) {
   const head = ['workload', 'server', 'msg/s ×', 'CPU/1k ×', 'p99 ×', 'KiB/conn ×', 'conn/s ×'];
   const body = [];
-  for (const r of rows) {
-    if (r.server.startsWith('baseline')) continue;
-    const base = r.server.replace(/^app-\w+/, 'baseline'); // profiled rows: the profiled baseline
-    const b = rows.find((x) => x.workload === r.workload && x.server === base);
-    if (!b || b.na || r.na) {
-      body.push([r.workload, r.server, r.na ? 'n/a' : 'no baseline']);
+  for (const runs of byServer(rows)) {
+    const { workload, server } = runs[0];
+    if (server.startsWith('baseline')) continue;
+    const base = server.replace(/^app-\w+/, 'baseline'); // profiled rows: the profiled baseline
+    /** @type {[Record<string, any>, Record<string, any>][]} app row, baseline row of its round */
+    const pairs = [];
+    for (const r of runs) {
+      const b = rows.find(
+        (x) => x.workload === workload && x.server === base && x.round === r.round,
+      );
+      if (b && !b.na && !r.na) pairs.push([r, b]);
+    }
+    if (pairs.length === 0) {
+      body.push([workload, server, runs.every((r) => r.na) ? 'n/a' : 'no baseline']);
       continue;
     }
-    const x = (/** @type {string} */ k) =>
-      r[k] === undefined || !b[k] ? '–' : fmt(r[k] / b[k], 2);
+    const x = (/** @type {string} */ k, range = false) => {
+      const q = pairs.filter(([r, b]) => r[k] !== undefined && b[k]).map(([r, b]) => r[k] / b[k]);
+      const m = median(q);
+      if (m === undefined) return '–';
+      const span = q.length > 1 ? ` (${fmt(Math.min(...q), 2)}–${fmt(Math.max(...q), 2)})` : '';
+      return fmt(m, 2) + (range ? span : '');
+    };
     body.push([
-      r.workload,
-      r.server,
+      workload,
+      server,
       x('msgPerS'),
-      x('cpuPer1k'),
+      x('cpuPer1k', true),
       x('p99ms'),
       x('kibPerConn'),
       x('connPerS'),
@@ -728,6 +805,7 @@ function machine() {
     workers: WORKERS,
     durationS: DURATION_S,
     quick: QUICK,
+    repeat: REPEAT,
   };
 }
 
@@ -738,7 +816,8 @@ async function main() {
   const m = machine();
   console.log(
     `fan-out bench${QUICK ? ' (quick)' : ''}: ${m.nproc} cores (${m.cpu}), node ${m.node}, linux ${m.kernel}; ` +
-      `${WORKERS} load-generator workers, ${DURATION_S} s per run after ${WARMUP_S} s warm-up; ` +
+      `${WORKERS} load-generator workers, ${DURATION_S} s per run after ${WARMUP_S} s warm-up` +
+      `${REPEAT > 1 ? `, ${REPEAT} rounds per workload` : ''}; ` +
       `load average ${os
         .loadavg()
         .map((l) => l.toFixed(2))
@@ -750,17 +829,26 @@ async function main() {
   const rows = [];
   try {
     for (const w of workloads) {
-      for (const kind of SERVERS) {
-        const row = await runOne(workers, kind, w, { redisUrl: redis?.url, redisPid: redis?.pid });
-        rows.push(row);
-        const brief = row.na
-          ? `n/a (${row.na})`
-          : row.msgPerS !== undefined
-            ? `${fmt(row.msgPerS)} msg/s, ${fmt(row.cpuPer1k, 4)} CPU s/1k, p99 ${fmt(row.p99ms, 2)} ms, loss/dup/order ${row.losses}/${row.dups}/${row.disorder}`
-            : `${fmt(row.kibPerConn, 1)} KiB/conn, ${fmt(row.connPerS)} conn/s`;
-        console.log(
-          `  ${w.name.padEnd(18)} ${kind.padEnd(10)} ${brief}${row.error ? ` error: ${row.error}` : ''}`,
-        );
+      for (let round = 0; round < REPEAT; round++) {
+        for (let i = 0; i < SERVERS.length; i++) {
+          // Round r starts at server r mod k, so slow drift of the machine hits every server alike.
+          const kind = SERVERS[(round + i) % SERVERS.length];
+          /** @type {Record<string, any>} */
+          const row = {
+            round: round + 1,
+            ...(await runOne(workers, kind, w, { redisUrl: redis?.url, redisPid: redis?.pid })),
+          };
+          rows.push(row);
+          const brief = row.na
+            ? `n/a (${row.na})`
+            : row.msgPerS !== undefined
+              ? `${fmt(row.msgPerS)} msg/s, ${fmt(row.cpuPer1k, 4)} CPU s/1k, p99 ${fmt(row.p99ms, 2)} ms, loss/dup/order ${row.losses}/${row.dups}/${row.disorder}`
+              : `${fmt(row.kibPerConn, 1)} KiB/conn, ${fmt(row.connPerS)} conn/s`;
+          const tag = REPEAT > 1 ? `#${round + 1} ` : '';
+          console.log(
+            `  ${w.name.padEnd(18)} ${tag}${kind.padEnd(10)} ${brief}${row.error ? ` error: ${row.error}` : ''}`,
+          );
+        }
       }
     }
     if (PROFILE) await profile(workers, rows);
@@ -769,7 +857,16 @@ async function main() {
     await redis?.stop();
   }
 
-  const out = `${table(rows)}\n\nRatios to the baseline (same run; CPU, p99, KiB: lower is better; msg/s, conn/s: higher is better):\n\n${ratios(rows)}\n`;
+  const merged = mergeRounds(rows);
+  const rounds =
+    REPEAT > 1
+      ? `Medians over ${REPEAT} rounds (server order rotated by round); loss/dup/order summed over the rounds.\n\n`
+      : '';
+  const paired =
+    REPEAT > 1
+      ? `median over ${REPEAT} rounds of each round's app / baseline, CPU/1k with its min–max`
+      : 'same run';
+  const out = `${rounds}${table(merged)}\n\nRatios to the baseline (${paired}; CPU, p99, KiB: lower is better; msg/s, conn/s: higher is better):\n\n${ratios(rows)}\n`;
   console.log(`\n${out}`);
   const bad = rows.filter(
     (r) =>
@@ -779,7 +876,7 @@ async function main() {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   fs.writeFileSync(
     path.join(OUT, `results-${stamp}.json`),
-    JSON.stringify({ machine: m, rows }, null, 2),
+    JSON.stringify({ machine: m, rows, medians: merged }, null, 2),
   );
   fs.writeFileSync(path.join(OUT, 'latest.md'), out);
   console.log(
