@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { HttpException, Inject, Logger, OnApplicationShutdown } from '@nestjs/common';
 import {
   ConnectedSocket,
@@ -43,12 +44,14 @@ import {
 import { ResolvedConnectionPolicy, resolveConnectionPolicy } from './connection-policy';
 import { Heartbeat } from './heartbeat';
 import { OriginCheck, compileOriginCheck } from './origin-check';
-import { Outbox, encodeTextFrame } from './outbox';
+import { Outbox, encodeTextFrame, transportOf } from './outbox';
 import { RateLimiter, RateVerdict } from './rate-limiter';
 
 /** One socket's membership: its layer channel and where it stands in joining. */
 interface Connection {
   readonly socket: WebSocket;
+  /** Where fan-out writes its encoded frames; undefined: through ws (see `transportOf`). */
+  readonly transport?: Duplex;
   /**
    * What hooks see; the user travels with the connection from the handshake on. Kept only when
    * the module has a hook: it holds the upgrade request, about 1 KiB a socket.
@@ -196,6 +199,7 @@ export class ChatGateway
     const room = session instanceof ProtocolError ? this.options.group : session.room;
     const connection: Connection = {
       socket,
+      transport: transportOf(socket),
       info: this.hooked ? { user, group: room, request } : undefined,
       session,
       room,
@@ -353,7 +357,8 @@ export class ChatGateway
     } else if (buffered > this.options.maxBufferedBytes) {
       return this.drop(connection);
     }
-    if (!this.outbox.write(socket, encoded.frame)) socket.send(encoded.payload, TEXT);
+    if (connection.transport) this.outbox.write(connection.transport, encoded.frame);
+    else socket.send(encoded.payload, TEXT);
     this.metrics.deliveries++;
     return true;
   }

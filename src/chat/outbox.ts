@@ -33,41 +33,44 @@ export function bindTransport(socket: WebSocket, transport: Duplex): void {
 }
 
 /**
- * Writes encoded frames straight to sockets' streams, corked until the end of the event loop's
- * poll phase. ws' own `send` costs a header allocation and a two-buffer `writev` per frame; here a
- * fan-out writes one shared buffer per socket, and every frame a socket gets in one loop turn (a
- * busy room's messages, arriving together) leaves in one system call.
+ * The stream an {@link Outbox} may write `socket`'s frames to; undefined when it can't take
+ * encoded frames (an extension transforms them, or the socket did not come through the adapter):
+ * send through ws instead.
+ */
+export function transportOf(socket: WebSocket): Duplex | undefined {
+  return socket.extensions === '' ? transports.get(socket) : undefined;
+}
+
+/**
+ * Writes encoded frames straight to sockets' streams. ws' own `send` costs a header allocation and
+ * a two-buffer `writev` per frame; here a fan-out writes one shared buffer per socket. A socket's
+ * first frame in a loop turn goes out at once; later ones (a busy room's messages, arriving
+ * together) are corked until the turn's poll phase is over and leave in one system call.
  *
  * Safe because ws writes every frame of a socket synchronously, in call order, to this same stream
  * unless an extension (permessage-deflate) makes it queue: sockets with one take the fallback.
  */
 export class Outbox {
+  /** Streams written to in this loop turn. */
+  private readonly written = new Set<Duplex>();
   private corked: Duplex[] = [];
-  private scheduled = false;
 
-  /**
-   * Queues `frame` (from {@link encodeTextFrame}) for `socket`, which must be open. `false` when
-   * the socket can't take encoded frames: send the payload through ws instead.
-   */
-  write(socket: WebSocket, frame: Buffer): boolean {
-    const transport = transports.get(socket);
-    if (!transport || socket.extensions !== '') return false;
-    if (transport.writableCorked === 0) {
+  /** Writes `frame` (from {@link encodeTextFrame}) to an open socket's {@link transportOf}. */
+  write(transport: Duplex, frame: Buffer): void {
+    if (!this.written.has(transport)) {
+      // The check phase runs right after the poll phase: every socket read in this turn has been
+      // handled by then, so a batch is complete and no frame waits longer than that.
+      if (this.written.size === 0) setImmediate(this.flush);
+      this.written.add(transport);
+    } else if (transport.writableCorked === 0) {
       transport.cork();
       this.corked.push(transport);
-      if (!this.scheduled) {
-        this.scheduled = true;
-        // The check phase runs right after the poll phase: every socket read in this turn has
-        // been handled, so the batch is complete and no frame waits longer than that.
-        setImmediate(this.flush);
-      }
     }
     transport.write(frame);
-    return true;
   }
 
   private readonly flush = (): void => {
-    this.scheduled = false;
+    this.written.clear();
     const corked = this.corked;
     this.corked = [];
     for (const transport of corked) transport.uncork();
