@@ -327,6 +327,20 @@ export function describeChannelLayerConformance(name: string, target: Conformanc
         expect(got).toEqual(['fan']);
       });
 
+      it('switches a group member between queue and push as it is attached and detached', async () => {
+        const channel = await layer.newChannel();
+        await layer.groupAdd('switching', channel);
+        await layer.groupSend('switching', msg('queued first'));
+        const got: unknown[] = [];
+        const detach = layer.attach(channel, (message) => void got.push(message.text));
+        await layer.groupSend('switching', msg('pushed'));
+        await waitFor(() => got.length === 2);
+        detach();
+        await layer.groupSend('switching', msg('queued again'));
+        await expect(layer.receive(channel)).resolves.toEqual(msg('queued again'));
+        expect(got).toEqual(['queued first', 'pushed']);
+      });
+
       it('queues again once detached', async () => {
         const channel = await layer.newChannel();
         const got: unknown[] = [];

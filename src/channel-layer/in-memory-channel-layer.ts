@@ -46,6 +46,12 @@ interface ChannelQueue {
   waiters: Waiter[];
 }
 
+/** A group's members as groupSend walks them: attached ones by their receiver, the rest by name. */
+interface FanOut {
+  readonly receivers: ChannelReceiver[];
+  readonly queued: string[];
+}
+
 /**
  * The default layer, for one process (Channels' `InMemoryChannelLayer`, which its docs keep for
  * development; this one is fit for a single-process deployment: bounded, expiring, push-delivered).
@@ -68,6 +74,12 @@ export class InMemoryChannelLayer extends ChannelLayer {
   private readonly receivers = new Map<string, ChannelReceiver>();
   /** group → (channel → membership expiry, ms). */
   private readonly groups = new Map<string, Map<string, number>>();
+  /**
+   * Each group's fan-out, built on its first groupSend and dropped when its members or any
+   * attachment change: a send to a steady room is a walk over an array of receivers, with no
+   * lookup per member.
+   */
+  private readonly fanOuts = new Map<string, FanOut>();
   private readonly sweeper: NodeJS.Timeout;
   private closed = false;
 
@@ -138,6 +150,7 @@ export class InMemoryChannelLayer extends ChannelLayer {
     assertChannelName(channel);
     let members = this.groups.get(group);
     if (!members) this.groups.set(group, (members = new Map()));
+    if (!members.has(channel)) this.fanOuts.delete(group);
     members.set(channel, this.now() + this.groupExpiryMs);
   }
 
@@ -145,7 +158,9 @@ export class InMemoryChannelLayer extends ChannelLayer {
     assertGroupName(group);
     assertChannelName(channel);
     const members = this.groups.get(group);
-    if (members?.delete(channel) && members.size === 0) this.groups.delete(group);
+    if (!members?.delete(channel)) return;
+    this.fanOuts.delete(group);
+    if (members.size === 0) this.groups.delete(group);
   }
 
   async groupChannels(group: string): Promise<string[]> {
@@ -172,18 +187,41 @@ export class InMemoryChannelLayer extends ChannelLayer {
     // One frozen copy for every member: receivers share it safely, and consumers can memoize
     // their serialization on its identity.
     const frozen = freezeCopy(message);
+    let fanOut = this.fanOuts.get(group);
+    if (!fanOut) this.fanOuts.set(group, (fanOut = this.fanOutOf(members)));
+    for (const receiver of fanOut.receivers) {
+      if (receiver(frozen) === false) this.stats.groupSendSkippedFull++;
+    }
+    if (fanOut.queued.length === 0) return;
     const now = this.now();
-    for (const [channel, expiresAt] of members) {
-      const receiver = this.receivers.get(channel);
-      if (receiver) {
-        if (receiver(frozen) === false) this.stats.groupSendSkippedFull++;
-      } else if (expiresAt <= now) {
+    for (const channel of fanOut.queued) {
+      const expiresAt = members.get(channel);
+      if (expiresAt === undefined) continue; // discarded by a receiver above
+      if (expiresAt <= now) {
         members.delete(channel);
+        this.fanOuts.delete(group);
       } else if (!this.enqueue(channel, frozen, now)) {
         this.stats.groupSendSkippedFull++;
       }
     }
     if (members.size === 0) this.groups.delete(group);
+  }
+
+  /** Drops the fan-outs that list `channel`, whose attachment changed. */
+  private forgetFanOuts(channel: string): void {
+    for (const group of this.fanOuts.keys()) {
+      if (this.groups.get(group)?.has(channel)) this.fanOuts.delete(group);
+    }
+  }
+
+  private fanOutOf(members: Map<string, number>): FanOut {
+    const fanOut: FanOut = { receivers: [], queued: [] };
+    for (const channel of members.keys()) {
+      const receiver = this.receivers.get(channel);
+      if (receiver) fanOut.receivers.push(receiver);
+      else fanOut.queued.push(channel);
+    }
+    return fanOut;
   }
 
   attach(channel: string, receiver: ChannelReceiver): () => void {
@@ -197,6 +235,7 @@ export class InMemoryChannelLayer extends ChannelLayer {
       throw new InvalidChannelLayerInput(`channel ${channel} has a pending receive`);
     }
     this.receivers.set(channel, receiver);
+    this.forgetFanOuts(channel);
     if (queue) {
       for (let next = this.shift(channel, queue, this.now()); next;) {
         receiver(next);
@@ -204,7 +243,9 @@ export class InMemoryChannelLayer extends ChannelLayer {
       }
     }
     return () => {
-      if (this.receivers.get(channel) === receiver) this.receivers.delete(channel);
+      if (this.receivers.get(channel) !== receiver) return;
+      this.receivers.delete(channel);
+      this.forgetFanOuts(channel);
     };
   }
 
@@ -216,6 +257,7 @@ export class InMemoryChannelLayer extends ChannelLayer {
     }
     this.pending.clear();
     this.groups.clear();
+    this.fanOuts.clear();
   }
 
   async close(): Promise<void> {
@@ -230,6 +272,7 @@ export class InMemoryChannelLayer extends ChannelLayer {
     this.pending.clear();
     this.receivers.clear();
     this.groups.clear();
+    this.fanOuts.clear();
   }
 
   private deliver(channel: string, message: ChannelMessage, now: number): boolean {
@@ -303,7 +346,10 @@ export class InMemoryChannelLayer extends ChannelLayer {
     }
     for (const [group, members] of this.groups) {
       for (const [channel, expiresAt] of members) {
-        if (expiresAt <= now && !this.receivers.has(channel)) members.delete(channel);
+        if (expiresAt <= now && !this.receivers.has(channel)) {
+          members.delete(channel);
+          this.fanOuts.delete(group);
+        }
       }
       if (members.size === 0) this.groups.delete(group);
     }
