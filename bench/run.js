@@ -74,6 +74,12 @@ const APP_ENV = Object.fromEntries(
   ]),
 );
 const SERVERS = opt('servers')?.split(',') ?? ['app-memory', 'app-redis', 'baseline'];
+/**
+ * Handshakes (connected, then closed) each server takes before anything is measured: a fresh
+ * process runs its first ones cold (JIT, lazily built paths), so conn/s and KiB/conn of the small
+ * rows would measure its start-up, not its steady state.
+ */
+const WARMUP_CONNECTIONS = 200;
 /** How long receivers may take to get every message after the senders stop. */
 const DRAIN_TIMEOUT_MS = 15000;
 /** Source addresses for client sockets, so ephemeral ports never run short. */
@@ -477,6 +483,27 @@ const cannotStart = new Map();
  * @param {Worker[]} workers @param {string} kind @param {Workload} w
  * @param {{ redisUrl?: string, redisPid?: number, cpuProf?: string }} ctx
  */
+/**
+ * Opens `count` of the workload's clients, split over the workers.
+ * @param {Worker[]} workers @param {Server} server @param {Workload} w @param {number} count
+ */
+function connectAll(workers, server, w, count) {
+  const per = Math.ceil(count / workers.length);
+  return Promise.all(
+    workers.map((x, i) =>
+      x.call('connect', {
+        urls: server.urls,
+        first: i * per,
+        count: Math.max(0, Math.min(per, count - i * per)),
+        rooms: w.rooms,
+        roomParam: w.rooms > 1,
+        concurrency: 64,
+        localAddresses: LOCAL_ADDRESSES,
+      }),
+    ),
+  );
+}
+
 async function runOne(workers, kind, w, ctx) {
   /** @type {Record<string, any>} */
   const row = { workload: w.name, server: kind, clients: w.clients };
@@ -499,23 +526,12 @@ async function runOne(workers, kind, w, ctx) {
       const why = await probeRooms(server);
       if (why) return { ...row, na: why };
     }
+    await connectAll(workers, server, w, Math.min(w.clients, WARMUP_CONNECTIONS));
+    await Promise.all(workers.map((x) => x.call('close')));
     await sleep(500);
     const rss0 = sumRss(server.pids);
     const t0 = process.hrtime.bigint();
-    const per = Math.ceil(w.clients / workers.length);
-    const conns = await Promise.all(
-      workers.map((x, i) =>
-        x.call('connect', {
-          urls: server?.urls,
-          first: i * per,
-          count: Math.max(0, Math.min(per, w.clients - i * per)),
-          rooms: w.rooms,
-          roomParam: w.rooms > 1,
-          concurrency: 64,
-          localAddresses: LOCAL_ADDRESSES,
-        }),
-      ),
-    );
+    const conns = await connectAll(workers, server, w, w.clients);
     const connectS = Number(process.hrtime.bigint() - t0) / 1e9;
     const failures = conns.reduce((a, c) => a + c.failures, 0);
     if (failures > 0) {
