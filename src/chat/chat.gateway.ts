@@ -2,12 +2,9 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { HttpException, Inject, Logger, OnApplicationShutdown } from '@nestjs/common';
 import {
-  ConnectedSocket,
-  MessageBody,
   OnGatewayConnection,
   OnGatewayDisconnect,
   OnGatewayInit,
-  SubscribeMessage,
   WebSocketGateway,
 } from '@nestjs/websockets';
 import { GATEWAY_OPTIONS } from '@nestjs/websockets/constants';
@@ -17,7 +14,7 @@ import { ChannelLayerUnavailable } from '../channel-layer/channel-layer.errors';
 import { RoomState, compareRecordIds } from '../rooms/room-state';
 import { ChatMetrics } from './chat-metrics';
 import { ChatSession, guestName, parseSession } from './chat-session';
-import { CHAT_WS_SERVER, RAW_FRAME_EVENT } from './chat-ws.adapter';
+import { CHAT_WS_SERVER, setFrameSink } from './chat-ws.adapter';
 import { CHAT_MODULE_OPTIONS } from './chat.module-definition';
 import {
   ChatConnectionInfo,
@@ -177,6 +174,7 @@ export class ChatGateway
       this.logger.error(`ChatModule needs ChatWsAdapter: ${hint}`);
       throw new Error(`ChatModule needs ChatWsAdapter: ${hint}`);
     }
+    setFrameSink(server, (socket, data) => this.onFrame(socket, data));
     this.heartbeat.start();
     // Presence changes no socket here caused (a process that died, seen by the room store).
     this.rooms.onPresenceChange((room) => this.schedulePresence(room));
@@ -241,8 +239,8 @@ export class ChatGateway
     void left.finally(() => this.leaving.delete(left));
   }
 
-  @SubscribeMessage(RAW_FRAME_EVENT)
-  onFrame(@ConnectedSocket() socket: WebSocket, @MessageBody() data: unknown): void {
+  /** Every client frame, from the adapter (text as a string). */
+  private onFrame(socket: WebSocket, data: unknown): void {
     const connection = this.connections.get(socket);
     if (!connection) return;
     this.metrics.framesReceived++;
