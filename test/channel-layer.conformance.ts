@@ -341,6 +341,19 @@ export function describeChannelLayerConformance(name: string, target: Conformanc
         expect(got).toEqual(['queued first', 'pushed']);
       });
 
+      it('queues for a group member detached after the group sent to it', async () => {
+        const channel = await layer.newChannel();
+        const got: unknown[] = [];
+        const detach = layer.attach(channel, (message) => void got.push(message.text));
+        await layer.groupAdd('detaching', channel);
+        await layer.groupSend('detaching', msg('pushed'));
+        await waitFor(() => got.length === 1);
+        detach();
+        await layer.groupSend('detaching', msg('queued'));
+        await expect(layer.receive(channel)).resolves.toEqual(msg('queued'));
+        expect(got).toEqual(['pushed']);
+      });
+
       it('queues again once detached', async () => {
         const channel = await layer.newChannel();
         const got: unknown[] = [];

@@ -46,9 +46,15 @@ interface ChannelQueue {
   waiters: Waiter[];
 }
 
-/** A group's members as groupSend walks them: attached ones by their receiver, the rest by name. */
+/** A channel's push delivery; `receiver` is cleared when it is detached. */
+interface Attachment {
+  readonly channel: string;
+  receiver: ChannelReceiver | undefined;
+}
+
+/** A group's members as groupSend walks them: attached ones by attachment, the rest by name. */
 interface FanOut {
-  readonly receivers: ChannelReceiver[];
+  readonly attached: Attachment[];
   readonly queued: string[];
 }
 
@@ -71,13 +77,15 @@ export class InMemoryChannelLayer extends ChannelLayer {
   private readonly queues = new Map<string, ChannelQueue>();
   /** Unread messages per capacity key: process-local channels share their non-local part's. */
   private readonly pending = new Map<string, number>();
-  private readonly receivers = new Map<string, ChannelReceiver>();
+  /** Attached channels; each attachment's receiver is set while it is here. */
+  private readonly receivers = new Map<string, Attachment>();
   /** group → (channel → membership expiry, ms). */
   private readonly groups = new Map<string, Map<string, number>>();
   /**
-   * Each group's fan-out, built on its first groupSend and dropped when its members or any
-   * attachment change: a send to a steady room is a walk over an array of receivers, with no
-   * lookup per member.
+   * Each group's fan-out, built on its first groupSend and dropped when its members change: a
+   * send to a steady room is a walk over an array of attachments, with no lookup per member. A
+   * member attached or detached since takes the slow path of `sendToMember`, so attaching never
+   * has to find the fan-outs that list a channel.
    */
   private readonly fanOuts = new Map<string, FanOut>();
   private readonly sweeper: NodeJS.Timeout;
@@ -189,39 +197,45 @@ export class InMemoryChannelLayer extends ChannelLayer {
     const frozen = freezeCopy(message);
     let fanOut = this.fanOuts.get(group);
     if (!fanOut) this.fanOuts.set(group, (fanOut = this.fanOutOf(members)));
-    for (const receiver of fanOut.receivers) {
-      if (receiver(frozen) === false) this.stats.groupSendSkippedFull++;
-    }
-    if (fanOut.queued.length === 0) return;
     const now = this.now();
-    for (const channel of fanOut.queued) {
-      const expiresAt = members.get(channel);
-      if (expiresAt === undefined) continue; // discarded by a receiver above
-      if (expiresAt <= now) {
-        members.delete(channel);
-        this.fanOuts.delete(group);
-      } else if (!this.enqueue(channel, frozen, now)) {
-        this.stats.groupSendSkippedFull++;
-      }
+    for (const attachment of fanOut.attached) {
+      const receiver = attachment.receiver;
+      if (!receiver) this.sendToMember(group, members, attachment.channel, frozen, now);
+      else if (receiver(frozen) === false) this.stats.groupSendSkippedFull++;
     }
+    for (const channel of fanOut.queued) this.sendToMember(group, members, channel, frozen, now);
     if (members.size === 0) this.groups.delete(group);
   }
 
-  /** Drops the fan-outs that list `channel`, whose attachment changed. */
-  private forgetFanOuts(channel: string): void {
-    for (const group of this.fanOuts.keys()) {
-      if (this.groups.get(group)?.has(channel)) this.fanOuts.delete(group);
-    }
-  }
-
   private fanOutOf(members: Map<string, number>): FanOut {
-    const fanOut: FanOut = { receivers: [], queued: [] };
+    const fanOut: FanOut = { attached: [], queued: [] };
     for (const channel of members.keys()) {
-      const receiver = this.receivers.get(channel);
-      if (receiver) fanOut.receivers.push(receiver);
+      const attachment = this.receivers.get(channel);
+      if (attachment) fanOut.attached.push(attachment);
       else fanOut.queued.push(channel);
     }
     return fanOut;
+  }
+
+  /** One member the fan-out has no live receiver for: pushed if attached since, else queued. */
+  private sendToMember(
+    group: string,
+    members: Map<string, number>,
+    channel: string,
+    message: ChannelMessage,
+    now: number,
+  ): void {
+    const expiresAt = members.get(channel);
+    if (expiresAt === undefined) return; // discarded by a receiver of this very send
+    const receiver = this.receivers.get(channel)?.receiver;
+    if (receiver) {
+      if (receiver(message) === false) this.stats.groupSendSkippedFull++;
+    } else if (expiresAt <= now) {
+      members.delete(channel);
+      this.fanOuts.delete(group);
+    } else if (!this.enqueue(channel, message, now)) {
+      this.stats.groupSendSkippedFull++;
+    }
   }
 
   attach(channel: string, receiver: ChannelReceiver): () => void {
@@ -234,8 +248,8 @@ export class InMemoryChannelLayer extends ChannelLayer {
     if (queue && queue.waiters.length > 0) {
       throw new InvalidChannelLayerInput(`channel ${channel} has a pending receive`);
     }
-    this.receivers.set(channel, receiver);
-    this.forgetFanOuts(channel);
+    const attachment: Attachment = { channel, receiver };
+    this.receivers.set(channel, attachment);
     if (queue) {
       for (let next = this.shift(channel, queue, this.now()); next;) {
         receiver(next);
@@ -243,9 +257,9 @@ export class InMemoryChannelLayer extends ChannelLayer {
       }
     }
     return () => {
-      if (this.receivers.get(channel) !== receiver) return;
+      if (this.receivers.get(channel) !== attachment) return;
+      attachment.receiver = undefined;
       this.receivers.delete(channel);
-      this.forgetFanOuts(channel);
     };
   }
 
@@ -276,7 +290,7 @@ export class InMemoryChannelLayer extends ChannelLayer {
   }
 
   private deliver(channel: string, message: ChannelMessage, now: number): boolean {
-    const receiver = this.receivers.get(channel);
+    const receiver = this.receivers.get(channel)?.receiver;
     if (receiver) return receiver(message) !== false;
     return this.enqueue(channel, message, now);
   }

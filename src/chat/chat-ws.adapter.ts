@@ -9,7 +9,7 @@ import type { RawData, WebSocket, WebSocketServer } from 'ws';
 import { CloseCode } from './chat.protocol';
 import { bindTransport } from './outbox';
 
-/** The event every raw frame is routed to; the gateway subscribes to it. */
+/** The event every raw frame is routed to, for gateways of a server without a frame sink. */
 export const RAW_FRAME_EVENT = 'chat:frame';
 
 /** Marks servers made by this adapter, so a gateway can tell it is mounted right. */
