@@ -48,7 +48,8 @@ export function transportOf(socket: WebSocket): Duplex | undefined {
  * together) are corked until the turn's poll phase is over and leave in one system call.
  *
  * Safe because ws writes every frame of a socket synchronously, in call order, to this same stream
- * unless an extension (permessage-deflate) makes it queue: sockets with one take the fallback.
+ * unless an extension (permessage-deflate) or a Blob makes it queue: sockets with an extension take
+ * the fallback, and the gateway never sends a Blob.
  */
 export class Outbox {
   /** Streams written to in this loop turn. */
