@@ -94,3 +94,11 @@ function globToRegExp(glob: string): RegExp {
     .replace(/\?/g, '.');
   return new RegExp(`^${source}$`);
 }
+
+/** A duration option in seconds: positive and finite, or `InvalidChannelLayerInput`. */
+export function positiveSeconds(value: number, name: string): number {
+  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) {
+    throw new InvalidChannelLayerInput(`${name} must be a positive number of seconds`);
+  }
+  return value;
+}

@@ -17,6 +17,7 @@ import {
   capacityOf,
   compileCapacities,
   nonLocalName,
+  positiveSeconds,
 } from './channel-names';
 
 /** Options of the in-memory layer. */
@@ -372,13 +373,6 @@ export class InMemoryChannelLayer extends ChannelLayer {
   private assertOpen(): void {
     if (this.closed) throw new ChannelLayerClosed();
   }
-}
-
-function positiveSeconds(value: number, name: string): number {
-  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) {
-    throw new InvalidChannelLayerInput(`${name} must be a positive number of seconds`);
-  }
-  return value;
 }
 
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';

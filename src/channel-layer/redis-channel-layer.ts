@@ -17,10 +17,11 @@ import {
   compileCapacities,
   isValidGroupName,
   nonLocalName,
+  positiveSeconds,
 } from './channel-names';
 import { MessageCipher } from './message-crypto';
 import { GROUP_ADD, GROUP_CHANNELS, GROUP_SEND, POP, PUSH, UNPOP } from './redis-scripts';
-import { RedisHost, RedisShard, RedisShardEvents } from './redis-shard';
+import { RedisHost, RedisShard, RedisShardEvents, hostList } from './redis-shard';
 import { consistentHash } from './redis-sharding';
 import { fromJson, toJson } from './frozen-message';
 
@@ -202,7 +203,7 @@ export class RedisChannelLayer extends ChannelLayer {
         'membershipRefresh',
       ) * 1000;
 
-    const hosts = hostList(options.hosts ?? 'redis://127.0.0.1:6379');
+    const hosts = hostList(options.hosts ?? 'redis://127.0.0.1:6379', 'layer');
     const events: RedisShardEvents = {
       message: (topic, payload) => this.onTopicMessage(topic, payload),
       recovered: (shard) => {
@@ -847,26 +848,6 @@ export class RedisChannelLayer extends ChannelLayer {
   private assertOpen(): void {
     if (this.closed) throw new ChannelLayerClosed();
   }
-}
-
-function hostList(hosts: string | ReadonlyArray<RedisHost>): RedisHost[] {
-  const list = typeof hosts === 'string' ? hosts.split(/[\s,]+/).filter(Boolean) : [...hosts];
-  if (list.length === 0) throw new InvalidChannelLayerInput('hosts must name at least one Redis');
-  for (const host of list) {
-    const options = typeof host === 'string' ? undefined : 'options' in host ? host.options : host;
-    // ioredis would prefix our keys but not our pub/sub channels or SCAN patterns.
-    if (options?.keyPrefix) {
-      throw new InvalidChannelLayerInput("use the layer's prefix option, not ioredis' keyPrefix");
-    }
-  }
-  return list;
-}
-
-function positiveSeconds(value: number, name: string): number {
-  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) {
-    throw new InvalidChannelLayerInput(`${name} must be a positive number of seconds`);
-  }
-  return value;
 }
 
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';

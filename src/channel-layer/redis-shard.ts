@@ -1,10 +1,30 @@
 import { Logger } from '@nestjs/common';
 import { Redis, RedisOptions } from 'ioredis';
-import { ChannelLayerUnavailable } from './channel-layer.errors';
+import { ChannelLayerUnavailable, InvalidChannelLayerInput } from './channel-layer.errors';
 import { LuaScript } from './redis-scripts';
 
 /** One Redis host of a layer: a URL, ioredis options, or a client the caller owns. */
 export type RedisHost = string | RedisOptions | Redis;
+
+/**
+ * The hosts to shard over, from a comma- or space-separated URL list or an array. `owner` names
+ * what refuses ioredis' `keyPrefix` in the error ("layer", "store").
+ */
+export function hostList(hosts: string | ReadonlyArray<RedisHost>, owner: string): RedisHost[] {
+  const list = typeof hosts === 'string' ? hosts.split(/[\s,]+/).filter(Boolean) : [...hosts];
+  if (list.length === 0) throw new InvalidChannelLayerInput('hosts must name at least one Redis');
+  for (const host of list) {
+    const options = typeof host === 'string' ? undefined : 'options' in host ? host.options : host;
+    // ioredis would prefix our keys but not our pub/sub channels, the keys our scripts compute or
+    // SCAN patterns.
+    if (options?.keyPrefix) {
+      throw new InvalidChannelLayerInput(
+        `use the ${owner}'s prefix option, not ioredis' keyPrefix`,
+      );
+    }
+  }
+  return list;
+}
 
 /** What a shard tells its layer. */
 export interface RedisShardEvents {

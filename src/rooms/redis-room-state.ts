@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { ChannelLayerClosed } from '../channel-layer/channel-layer.errors';
 import { LuaScript } from '../channel-layer/redis-scripts';
-import { RedisHost, RedisShard } from '../channel-layer/redis-shard';
+import { positiveSeconds } from '../channel-layer/channel-names';
+import { RedisHost, RedisShard, hostList } from '../channel-layer/redis-shard';
 import { consistentHash } from '../channel-layer/redis-sharding';
 import { RoomStateOptions } from './in-memory-room-state';
 import { ChatRecord, RoomState, RoomSummary } from './room-state';
@@ -123,18 +124,19 @@ export class RedisRoomState extends RoomState {
     }
     this.root = `${prefix}:rooms`;
     this.historyTtlMs = Math.round(
-      seconds(options.historyExpiry ?? 604_800, 'historyExpiry') * 1000,
+      positiveSeconds(options.historyExpiry ?? 604_800, 'historyExpiry') * 1000,
     );
-    const heartbeatMs = seconds(options.heartbeatInterval ?? 5, 'heartbeatInterval') * 1000;
-    this.presenceTimeoutMs = seconds(options.presenceTimeout ?? 20, 'presenceTimeout') * 1000;
+    const heartbeatMs = positiveSeconds(options.heartbeatInterval ?? 5, 'heartbeatInterval') * 1000;
+    this.presenceTimeoutMs =
+      positiveSeconds(options.presenceTimeout ?? 20, 'presenceTimeout') * 1000;
     if (this.presenceTimeoutMs <= heartbeatMs) {
       throw new TypeError('presenceTimeout must be longer than heartbeatInterval');
     }
-    const sweepMs = seconds(options.sweepInterval ?? 5, 'sweepInterval') * 1000;
+    const sweepMs = positiveSeconds(options.sweepInterval ?? 5, 'sweepInterval') * 1000;
     const timeoutMs = options.timeout ?? 1000;
     if (!(timeoutMs > 0)) throw new TypeError('timeout must be positive');
 
-    this.shards = hostList(options.hosts ?? 'redis://127.0.0.1:6379').map(
+    this.shards = hostList(options.hosts ?? 'redis://127.0.0.1:6379', 'store').map(
       (host, index) =>
         new RedisShard({
           index,
@@ -422,24 +424,6 @@ export class RedisRoomState extends RoomState {
   private assertOpen(): void {
     if (this.closing) throw new ChannelLayerClosed();
   }
-}
-
-function hostList(hosts: string | ReadonlyArray<RedisHost>): RedisHost[] {
-  const list = typeof hosts === 'string' ? hosts.split(/[\s,]+/).filter(Boolean) : [...hosts];
-  if (list.length === 0) throw new TypeError('hosts must name at least one Redis');
-  for (const host of list) {
-    const options = typeof host === 'string' ? undefined : 'options' in host ? host.options : host;
-    // ioredis would prefix our keys but not the keys our scripts compute or SCAN patterns.
-    if (options?.keyPrefix) throw new TypeError("use the store's prefix option, not keyPrefix");
-  }
-  return list;
-}
-
-function seconds(value: number, name: string): number {
-  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) {
-    throw new TypeError(`${name} must be a positive number of seconds`);
-  }
-  return value;
 }
 
 function describe(error: unknown): string {
