@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import {
   ChannelLayerUnavailable,
+  RedisChannelLayer,
   RedisRoomState,
   RedisRoomStateOptions,
   compareRecordIds,
@@ -69,9 +70,16 @@ describeWithRedis('RedisRoomState on a real Redis', () => {
     await redis.quit();
   });
 
+  /** The prefix each conformance store was made with, for the layer paired with it. */
+  const prefixOf = new WeakMap<object, string>();
   describeRoomStateConformance('RedisRoomState', {
-    create: (options) =>
-      new RedisRoomState({ ...options, hosts: REDIS_URL, prefix: freshPrefix() }),
+    create: (options) => {
+      const prefix = freshPrefix();
+      const store = new RedisRoomState({ ...options, hosts: REDIS_URL, prefix });
+      prefixOf.set(store, prefix);
+      return store;
+    },
+    layerFor: (store) => new RedisChannelLayer({ hosts: REDIS_URL, prefix: prefixOf.get(store) }),
   });
 
   describe('in Redis', () => {

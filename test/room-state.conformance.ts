@@ -1,9 +1,19 @@
-import { RoomState, RoomStateOptions, compareRecordIds, isRecordId } from '../src';
+import {
+  ChannelLayer,
+  ChannelMessage,
+  RoomState,
+  RoomStateOptions,
+  compareRecordIds,
+  isRecordId,
+} from '../src';
+import { waitFor } from './channel-layer.conformance';
 
 /** How a conformance run builds stores for one implementation. */
 export interface RoomStateTarget {
   /** A fresh, empty store with these options, seeing no other store's rooms. The suite closes it. */
   create(options?: RoomStateOptions): Promise<RoomState> | RoomState;
+  /** A channel layer as an app would pair with `store`, of the same deployment. The suite closes it. */
+  layerFor(store: RoomState): Promise<ChannelLayer> | ChannelLayer;
 }
 
 /**
@@ -24,8 +34,11 @@ export function describeRoomStateConformance(name: string, target: RoomStateTarg
       rooms = await make({ historyLimit: 5 });
     });
 
+    const layers: ChannelLayer[] = [];
+
     afterEach(async () => {
       await Promise.all(open.splice(0).map((store) => store.close()));
+      await Promise.all(layers.splice(0).map((layer) => layer.close()));
     });
 
     /** Appends `count` messages `m1`… from `user`, one after another; returns their ids. */
@@ -125,6 +138,37 @@ export function describeRoomStateConformance(name: string, target: RoomStateTarg
         expect(history.map((record) => record.id)).toEqual(ids.slice(3));
         const fromZero = await rooms.history('r', '0-0');
         expect(fromZero.map((record) => record.id)).toEqual(ids.slice(3));
+      });
+    });
+
+    describe('appendAndSend', () => {
+      it('keeps the record and sends it to the room’s group as the given type', async () => {
+        const layer = await target.layerFor(rooms);
+        layers.push(layer);
+        const channel = await layer.newChannel('chat');
+        const received: ChannelMessage[] = [];
+        layer.attach(channel, (message) => void received.push(message));
+        await layer.groupAdd('r', channel);
+        const before = Date.now();
+        const record = await rooms.appendAndSend(
+          'r',
+          { message: 'hi', user: 'ann' },
+          layer,
+          'chat.message',
+        );
+        expect(record).toEqual({
+          type: 'chat',
+          message: 'hi',
+          room: 'r',
+          user: 'ann',
+          id: expect.any(String),
+          ts: expect.any(Number),
+        });
+        expect(isRecordId(record.id)).toBe(true);
+        expect(record.ts).toBeGreaterThanOrEqual(before);
+        await waitFor(() => received.length === 1);
+        expect(received).toEqual([{ ...record, type: 'chat.message' }]);
+        expect((await rooms.history('r')).at(-1)).toEqual(record);
       });
     });
 

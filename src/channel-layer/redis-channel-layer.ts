@@ -66,6 +66,24 @@ export interface RedisChannelLayerOptions extends ChannelLayerOptions {
   membershipRefresh?: number;
 }
 
+/**
+ * Where a `groupSend` to one group goes in Redis, for a component whose own Lua script publishes
+ * to the group in the same step as its own writes (`RedisRoomState.appendAndSend`: append to a
+ * room's history and publish, atomically). Such a script must run on a connection to `server`,
+ * do what `GROUP_SEND_FUNCTION` does with a payload serialized as `groupSend` would (`toJson`),
+ * and hand the members it returns to `pushToMembers`. Not for apps: use `groupSend`.
+ */
+export interface GroupSendRoute {
+  /** The Redis server and database holding the group's members and topic. */
+  readonly server: string;
+  /** The ZSET of the group's ordinary members: `group_send`'s first argument. */
+  readonly membersKey: string;
+  /** The group's pub/sub channel: `group_send`'s second argument. */
+  readonly topic: string;
+  /** Queues `payload` for the ordinary members the script returned, as `groupSend` does. */
+  pushToMembers(members: readonly string[], payload: string): Promise<void>;
+}
+
 /** DI token for {@link RedisChannelLayerOptions}, when the layer is built by Nest. */
 export const REDIS_CHANNEL_LAYER_OPTIONS = Symbol('REDIS_CHANNEL_LAYER_OPTIONS');
 
@@ -138,7 +156,8 @@ const REFRESH_CHUNK = 500;
  *   message once (serialized and sealed once) for every process-local member, and returns the
  *   ordinary members, which get one push each on their shards. Each process subscribed to the
  *   group fans out to its own members: parsed once, frozen once, the same object for every
- *   attached receiver.
+ *   attached receiver. `RedisRoomState` may do the same publish in its own script, through
+ *   {@link RedisChannelLayer.groupSendRoute}.
  * - A process-local channel `prefix.<node id>!<random>` belongs to the layer that made it;
  *   direct sends to it queue under `prefix.<node id>!` (capacity counts there) and wake the owner.
  * - Memberships expire after `groupExpiry`; each process refreshes those of its attached
@@ -172,6 +191,13 @@ export class RedisChannelLayer extends ChannelLayer {
   private readonly timer: NodeJS.Timeout;
   private nextRefresh: number;
   private closed = false;
+  /** The end of a groupSend whose publish a {@link GroupSendRoute}'s script made. */
+  private readonly pushToMembers = async (
+    members: readonly string[],
+    payload: string,
+  ): Promise<void> => {
+    if (members.length > 0) this.stats.groupSendSkippedFull += await this.pushAll(members, payload);
+  };
 
   constructor(
     @Optional() @Inject(REDIS_CHANNEL_LAYER_OPTIONS) options: RedisChannelLayerOptions = {},
@@ -354,6 +380,25 @@ export class RedisChannelLayer extends ChannelLayer {
       [this.groupTopic(group), payload],
     )) as string[];
     if (queued.length > 0) this.stats.groupSendSkippedFull += await this.pushAll(queued, payload);
+  }
+
+  /**
+   * For `RedisRoomState`, not for apps: the route of a `groupSend` to `group`, so that the
+   * caller's script can publish in the same step as its own writes (see {@link GroupSendRoute}).
+   * Undefined when a groupSend of this layer cannot be done that way: it seals payloads (a script
+   * cannot splice anything into ciphertext), or a subclass overrides `groupSend` (it would be
+   * bypassed). Throws as `groupSend` does on a closed layer or an invalid group name.
+   */
+  groupSendRoute(group: string): GroupSendRoute | undefined {
+    this.assertOpen();
+    assertGroupName(group);
+    if (this.cipher || this.groupSend !== RedisChannelLayer.prototype.groupSend) return undefined;
+    return {
+      server: this.shardOf(group).server,
+      membersKey: this.membersKey(group),
+      topic: this.groupTopic(group),
+      pushToMembers: this.pushToMembers,
+    };
   }
 
   attach(channel: string, receiver: ChannelReceiver): () => void {

@@ -106,15 +106,26 @@ return 1
 `);
 
 /**
+ * Lua defining `group_send(members, topic, payload)`: drops the expired ordinary members of a
+ * group, publishes the payload once on its topic and returns the live ordinary members. Shared by
+ * {@link GROUP_SEND} and `RedisRoomState`'s append-and-send script, so both send alike.
+ */
+export const GROUP_SEND_FUNCTION = `${NOW}
+local function group_send(members_key, topic, payload)
+  redis.call('ZREMRANGEBYSCORE', members_key, '-inf', now)
+  local members = redis.call('ZRANGE', members_key, 0, -1)
+  redis.call('PUBLISH', topic, payload)
+  return members
+end
+`;
+
+/**
  * The whole of a `groupSend` for process-local members, whatever their number: one publish of
  * ARGV[2] on topic ARGV[1]. Returns the live ordinary members of KEYS[1], which have queues to
  * push to (on whichever shard holds them).
  */
-export const GROUP_SEND = new LuaScript(`${NOW}
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local members = redis.call('ZRANGE', KEYS[1], 0, -1)
-redis.call('PUBLISH', ARGV[1], ARGV[2])
-return members
+export const GROUP_SEND = new LuaScript(`${GROUP_SEND_FUNCTION}
+return group_send(KEYS[1], ARGV[1], ARGV[2])
 `);
 
 /** The live members of a group: KEYS[1] (ordinary) and KEYS[2] (process-local). */

@@ -61,6 +61,12 @@ export class RedisShard {
   readonly subscriber: Redis;
   /** Human-readable address, for errors and logs. */
   readonly address: string;
+  /**
+   * The Redis server and database this shard's keys live in (`host:port/db`, a socket path or a
+   * sentinel group, then the database): two shards with the same `server` can be reached by one
+   * script. Spelled as configured, so `localhost` and `127.0.0.1` count as different.
+   */
+  readonly server: string;
   /** Whether the layer created `client` (and so must close it). The subscriber is always ours. */
   private readonly ownsClient: boolean;
   /** Topics this shard should be subscribed to → the SUBSCRIBE in flight, or null once done. */
@@ -107,6 +113,7 @@ export class RedisShard {
     // We restore subscriptions ourselves: ioredis only remembers those that succeeded.
     this.subscriber = this.client.duplicate({ ...failFast, autoResubscribe: false });
     this.address = `${this.client.options.host ?? '?'}:${this.client.options.port ?? '?'}`;
+    this.server = serverOf(this.client.options);
     this.clientLink = new Link(this.client);
     this.subscriberLink = new Link(this.subscriber);
 
@@ -315,6 +322,15 @@ class Link {
       });
     });
   }
+}
+
+function serverOf(options: RedisOptions): string {
+  const sentinels = options.sentinels ?? [];
+  const where =
+    sentinels.length > 0
+      ? `sentinel:${options.name ?? ''}@${sentinels.map((at) => `${at.host}:${at.port}`).join(',')}`
+      : (options.path ?? `${options.host ?? 'localhost'}:${options.port ?? 6379}`);
+  return `${where}/${options.db ?? 0}`;
 }
 
 function isClient(host: RedisHost): host is Redis {

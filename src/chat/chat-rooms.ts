@@ -28,12 +28,12 @@ export class ChatRooms {
    * store's error (`ChannelLayerUnavailable`, ...).
    */
   async send(message: string, options: { room?: string; user?: string } = {}): Promise<ChatRecord> {
-    const record = await this.rooms.append(options.room ?? this.defaultRoom, {
-      message,
-      user: options.user ?? 'system',
-    });
-    await this.layer.groupSend(record.room, { ...record, type: CHAT_MESSAGE });
-    return record;
+    return this.rooms.appendAndSend(
+      options.room ?? this.defaultRoom,
+      { message, user: options.user ?? 'system' },
+      this.layer,
+      CHAT_MESSAGE,
+    );
   }
 
   /** Who is in `room` now: user names, sorted, each once. */

@@ -287,11 +287,12 @@ export class ChatGateway
     }
     const started = performance.now();
     try {
-      const record = await this.rooms.append(connection.room, {
-        message,
-        user: connection.userName,
-      });
-      await this.layer.groupSend(connection.room, { ...record, type: CHAT_MESSAGE });
+      await this.rooms.appendAndSend(
+        connection.room,
+        { message, user: connection.userName },
+        this.layer,
+        CHAT_MESSAGE,
+      );
       this.metrics.layerOperation('group_send', performance.now() - started);
     } catch (error) {
       this.reportSendFailure(connection, error);

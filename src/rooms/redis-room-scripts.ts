@@ -1,4 +1,4 @@
-import { LuaScript } from '../channel-layer/redis-scripts';
+import { GROUP_SEND_FUNCTION, LuaScript } from '../channel-layer/redis-scripts';
 
 /**
  * The Redis side of `RedisRoomState`: its key layout and the Lua scripts that keep each change
@@ -41,6 +41,19 @@ export const APPEND = new LuaScript(`
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], '*', 'r', ARGV[3])
 if tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return id
+`);
+
+/**
+ * {@link APPEND}, then the channel layer's `group_send` of the chat message carrying the new id,
+ * in one step. KEYS: stream, the group's ordinary members (the layer's key). ARGV: limit, ttl ms,
+ * payload (as APPEND's), the group's topic, the message's JSON up to its id and after it.
+ * Returns `{id, the group's live ordinary members}`. Being atomic, it publishes a room's messages
+ * in id order whichever process appended them.
+ */
+export const APPEND_AND_SEND = new LuaScript(`${GROUP_SEND_FUNCTION}
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], '*', 'r', ARGV[3])
+if tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return {id, group_send(KEYS[2], ARGV[4], ARGV[5] .. id .. ARGV[6])}
 `);
 
 /**

@@ -1,13 +1,24 @@
 import { randomBytes } from 'node:crypto';
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
+import { ChannelLayer } from '../channel-layer/channel-layer';
 import { ChannelLayerClosed } from '../channel-layer/channel-layer.errors';
+import { toJson } from '../channel-layer/frozen-message';
+import { RedisChannelLayer } from '../channel-layer/redis-channel-layer';
 import { LuaScript } from '../channel-layer/redis-scripts';
 import { positiveSeconds } from '../channel-layer/channel-names';
 import { RedisHost, RedisShard, hostList } from '../channel-layer/redis-shard';
 import { consistentHash } from '../channel-layer/redis-sharding';
 import { RoomStateOptions } from './in-memory-room-state';
 import { ChatRecord, RoomState, RoomSummary } from './room-state';
-import { APPEND, HEARTBEAT, JOIN, LEAVE, RESYNC, SWEEP } from './redis-room-scripts';
+import {
+  APPEND,
+  APPEND_AND_SEND,
+  HEARTBEAT,
+  JOIN,
+  LEAVE,
+  RESYNC,
+  SWEEP,
+} from './redis-room-scripts';
 
 /** Options of {@link RedisRoomState}: the shared ones plus where and how it keeps rooms in Redis. */
 export interface RedisRoomStateOptions extends RoomStateOptions {
@@ -81,13 +92,19 @@ type StreamEntry = [string, string[]];
  *   makes it do the same; both tell the listeners.
  * - While Redis is unreachable, operations reject promptly with `ChannelLayerUnavailable`.
  *
- * Cross-process order: the gateway appends (which picks the id) and then `groupSend`s. Within one
- * process a sender's messages keep their order, so resuming from the last id seen loses nothing
- * of it. Two processes appending to one room at once may have their messages reach a receiver in
- * an order other than their ids (A gets id 1, B gets id 2, B's groupSend lands first); a client
- * that resumes from id 2 then misses id 1 if it never saw it. The window is the time between an
- * append and its groupSend (a Redis round trip); closing it would take appending and publishing
- * in one step on one Redis.
+ * Cross-process order: the gateway calls `appendAndSend`, which on a `RedisChannelLayer` is one
+ * script on one Redis: it appends (Redis picks the id) and publishes the chat message on the
+ * room's group at once, so every receiver, on every process, gets a room's messages in id order,
+ * and resuming from the last id seen loses nothing. One round trip per message, not two.
+ * It falls back to the two steps (append, then `groupSend`) when one script cannot do both:
+ * the layer is not a `RedisChannelLayer`, overrides `groupSend`, or seals payloads
+ * (`symmetricEncryptionKeys`); or the room's stream and the group's keys are on different
+ * servers or databases (sharded hosts listed differently). Then two processes appending to one
+ * room at once may have their messages reach a receiver in an order other than their ids (A gets
+ * id 1, B gets id 2, B's send lands first), and a client that resumes from id 2 misses id 1 if it
+ * never saw it; each sender's own messages still keep their order. Ordinary (not process-local)
+ * members of the group get their push after the script, as with `groupSend`, so the guarantee is
+ * for the process-local channels sockets use.
  */
 @Injectable()
 export class RedisRoomState extends RoomState {
@@ -160,12 +177,44 @@ export class RedisRoomState extends RoomState {
   async append(room: string, message: { message: string; user: string }): Promise<ChatRecord> {
     this.assertOpen();
     const ts = this.now();
-    const payload = JSON.stringify({ message: message.message, user: message.user, ts });
     const id = (await this.shardOf(room).run(
       APPEND,
       [this.historyKey(room)],
-      [this.limit, this.historyTtlMs, payload],
+      [this.limit, this.historyTtlMs, this.stored(message, ts)],
     )) as string;
+    return { type: 'chat', message: message.message, room, user: message.user, id, ts };
+  }
+
+  /**
+   * One script on the room's Redis when `layer` allows it (see the class comment): appends the
+   * record and publishes it to the room's group, exactly as `groupSend({ ...record, type })`
+   * would; otherwise the two steps.
+   */
+  override async appendAndSend(
+    room: string,
+    message: { message: string; user: string },
+    layer: ChannelLayer,
+    type: string,
+  ): Promise<ChatRecord> {
+    this.assertOpen();
+    const shard = this.shardOf(room);
+    const route = layer instanceof RedisChannelLayer ? layer.groupSendRoute(room) : undefined;
+    if (route === undefined || route.server !== shard.server) {
+      return super.appendAndSend(room, message, layer, type);
+    }
+    const ts = this.now();
+    // What groupSend would send, with the id left empty: the script puts the id in. Only `ts`
+    // (a number) follows the id, so the last `"id":""` is the field's.
+    const draft = toJson({ type, message: message.message, room, user: message.user, id: '', ts });
+    const at = draft.lastIndexOf('"id":""') + '"id":"'.length;
+    const head = draft.slice(0, at);
+    const tail = draft.slice(at);
+    const [id, members] = (await shard.run(
+      APPEND_AND_SEND,
+      [this.historyKey(room), route.membersKey],
+      [this.limit, this.historyTtlMs, this.stored(message, ts), route.topic, head, tail],
+    )) as [string, string[]];
+    await route.pushToMembers(members, head + id + tail);
     return { type: 'chat', message: message.message, room, user: message.user, id, ts };
   }
 
@@ -369,6 +418,11 @@ export class RedisRoomState extends RoomState {
   }
 
   // --- records, keys, shards -------------------------------------------------------------------
+
+  /** A record as the stream keeps it (its id is the entry's, its room the key's). */
+  private stored(message: { message: string; user: string }, ts: number): string {
+    return JSON.stringify({ message: message.message, user: message.user, ts });
+  }
 
   private toRecord(room: string, [id, fields]: StreamEntry): ChatRecord | undefined {
     const at = fields.indexOf('r');

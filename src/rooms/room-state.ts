@@ -1,3 +1,5 @@
+import type { ChannelLayer } from '../channel-layer/channel-layer';
+
 /** A chat message as kept in a room's history and sent on the wire (the `chat` frame). */
 export interface ChatRecord {
   type: 'chat';
@@ -29,6 +31,25 @@ export interface RoomSummary {
 export abstract class RoomState {
   /** Stamps `message` with an id and a time, keeps it in the room's history, returns the record. */
   abstract append(room: string, message: { message: string; user: string }): Promise<ChatRecord>;
+
+  /**
+   * Appends `message` as {@link append} does, then sends the record to the room's group on
+   * `layer` as the layer message `{ ...record, type }`; resolves with the record. The default
+   * does exactly that, in two steps. A store may do both in one step: `RedisRoomState` on a
+   * `RedisChannelLayer` appends and publishes in one script, so every receiver gets a room's
+   * messages in id order whichever process sent them. Rejects with the store's or the layer's
+   * error (`ChannelLayerUnavailable`, ...); after a failed send the record may stay in history.
+   */
+  async appendAndSend(
+    room: string,
+    message: { message: string; user: string },
+    layer: ChannelLayer,
+    type: string,
+  ): Promise<ChatRecord> {
+    const record = await this.append(room, message);
+    await layer.groupSend(room, { ...record, type });
+    return record;
+  }
 
   /** The room's history, oldest first; only records after `since` when given. */
   abstract history(room: string, since?: string): Promise<ChatRecord[]>;

@@ -1,0 +1,218 @@
+import { Redis } from 'ioredis';
+import {
+  ChannelLayerUnavailable,
+  ChannelMessage,
+  ChatRecord,
+  RedisChannelLayer,
+  RedisRoomState,
+  compareRecordIds,
+} from '../src';
+import { waitFor } from './channel-layer.conformance';
+import {
+  REDIS_URL,
+  RedisServerProcess,
+  describeWithRedis,
+  describeWithRedisServer,
+  uniquePrefix,
+} from './redis-test-support';
+
+const CHAT = 'chat.message';
+
+/** No heartbeat or sweep while a test counts commands. */
+const QUIET = { heartbeatInterval: 3600, presenceTimeout: 7200, sweepInterval: 3600 };
+
+/** A socket of `room` on `layer`: a process-local channel, attached, in the room's group. */
+async function receiverIn(layer: RedisChannelLayer, room: string): Promise<ChannelMessage[]> {
+  const received: ChannelMessage[] = [];
+  const channel = await layer.newChannel('chat');
+  layer.attach(channel, (message) => void received.push(message));
+  await layer.groupAdd(room, channel);
+  return received;
+}
+
+/** What a receiver of `groupSend({ ...record, type })` gets, as the JSON it was sent as. */
+function sentAs(record: ChatRecord): string {
+  return JSON.stringify({ ...record, type: CHAT });
+}
+
+describeWithRedisServer('RedisRoomState.appendAndSend on a private Redis', () => {
+  let server: RedisServerProcess;
+  let stats: Redis;
+  const closing: Array<{ close(): Promise<void> }> = [];
+
+  /** A store and a layer as one app process has them, on `hosts` (the private server's). */
+  function processOn(
+    options: { prefix?: string; layerHosts?: string; symmetricEncryptionKeys?: string[] } = {},
+  ): { store: RedisRoomState; layer: RedisChannelLayer } {
+    const prefix = options.prefix ?? uniquePrefix();
+    const store = new RedisRoomState({ hosts: server.url, prefix, ...QUIET });
+    const layer = new RedisChannelLayer({
+      hosts: options.layerHosts ?? server.url,
+      prefix,
+      symmetricEncryptionKeys: options.symmetricEncryptionKeys,
+    });
+    closing.push(store, layer);
+    return { store, layer };
+  }
+
+  /** Redis commands since the last RESETSTAT, inside scripts included: name → calls. */
+  async function commandStats(): Promise<Map<string, number>> {
+    const calls = new Map<string, number>();
+    const info = await stats.info('commandstats');
+    for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+      if (/^(info|config)/.test(match[1])) continue;
+      calls.set(match[1], Number(match[2]));
+    }
+    return calls;
+  }
+
+  /** Sends `count` messages one after another; checks what the receiver got against them. */
+  async function sendAndCheck(
+    store: RedisRoomState,
+    layer: RedisChannelLayer,
+    received: ChannelMessage[],
+    count: number,
+  ): Promise<ChatRecord[]> {
+    const already = received.length;
+    const records: ChatRecord[] = [];
+    for (let i = 0; i < count; i++) {
+      records.push(await store.appendAndSend('r', { message: `m${i}`, user: 'ann' }, layer, CHAT));
+    }
+    await waitFor(() => received.length === already + count);
+    expect(received.slice(already).map((message) => JSON.stringify(message))).toEqual(
+      records.map(sentAs),
+    );
+    expect((await store.history('r')).slice(-count)).toEqual(records);
+    return records;
+  }
+
+  beforeAll(async () => {
+    // A private server: nobody else's commands in its counters.
+    server = await RedisServerProcess.start();
+    stats = new Redis(server.url);
+  });
+
+  afterAll(async () => {
+    await Promise.all(closing.splice(0).map((closable) => closable.close()));
+    await stats.quit();
+    await server.stop();
+  });
+
+  it('appends and publishes a message in one script call, as groupSend would send it', async () => {
+    const { store, layer } = processOn();
+    const received = await receiverIn(layer, 'r');
+    await sendAndCheck(store, layer, received, 1); // loads the script
+    await stats.config('RESETSTAT');
+    const records = await sendAndCheck(store, layer, received, 10);
+    const calls = await commandStats();
+    expect(calls.get('evalsha')).toBe(10);
+    expect(calls.get('eval')).toBeUndefined();
+    expect(calls.get('xadd')).toBe(10);
+    expect(calls.get('publish')).toBe(10);
+    for (let i = 1; i < records.length; i++) {
+      expect(compareRecordIds(records[i - 1].id, records[i].id)).toBeLessThan(0);
+    }
+  });
+
+  it('still pushes to ordinary members, as groupSend does', async () => {
+    const { store, layer } = processOn();
+    await layer.groupAdd('r', 'worker');
+    const record = await store.appendAndSend('r', { message: 'queued', user: 'ann' }, layer, CHAT);
+    const message = await layer.receive('worker');
+    expect(JSON.stringify(message)).toBe(sentAs(record));
+  });
+
+  it('falls back to append, then groupSend, with a layer that encrypts', async () => {
+    const { store, layer } = processOn({ symmetricEncryptionKeys: ['secret'] });
+    const received = await receiverIn(layer, 'r');
+    await sendAndCheck(store, layer, received, 1);
+    await stats.config('RESETSTAT');
+    await sendAndCheck(store, layer, received, 5);
+    expect((await commandStats()).get('evalsha')).toBe(10);
+  });
+
+  it('falls back when the group is on another Redis than the room', async () => {
+    const { store, layer } = processOn({ layerHosts: REDIS_URL });
+    const received = await receiverIn(layer, 'r');
+    await sendAndCheck(store, layer, received, 3);
+    await layer.flush(); // its keys on the shared Redis
+  });
+
+  it('falls back to a layer subclass’s own groupSend', async () => {
+    const prefix = uniquePrefix();
+    const sent: string[] = [];
+    class AuditedLayer extends RedisChannelLayer {
+      override async groupSend(group: string, message: ChannelMessage): Promise<void> {
+        await super.groupSend(group, message);
+        sent.push(group);
+      }
+    }
+    const layer = new AuditedLayer({ hosts: server.url, prefix });
+    const store = new RedisRoomState({ hosts: server.url, prefix, ...QUIET });
+    closing.push(store, layer);
+    const received = await receiverIn(layer, 'r');
+    await sendAndCheck(store, layer, received, 2);
+    expect(sent).toEqual(['r', 'r']);
+  });
+
+  it('rejects with ChannelLayerUnavailable while Redis is away', async () => {
+    const { store, layer } = processOn();
+    await receiverIn(layer, 'r');
+    await server.stop();
+    await expect(
+      store.appendAndSend('r', { message: 'lost', user: 'ann' }, layer, CHAT),
+    ).rejects.toBeInstanceOf(ChannelLayerUnavailable);
+    // Back and reconnected, so everything closes at once: ioredis keeps a 2 s timer for a client
+    // closed while reconnecting.
+    await server.restart();
+    const answers = (call: () => Promise<unknown>) => (): Promise<boolean> =>
+      call().then(
+        () => true,
+        () => false,
+      );
+    await waitFor(answers(() => layer.ping()));
+    await waitFor(answers(() => store.history('r')));
+    await stats.ping();
+  });
+});
+
+describeWithRedis('RedisRoomState.appendAndSend across processes', () => {
+  const prefix = uniquePrefix('order');
+  let processes: Array<{ store: RedisRoomState; layer: RedisChannelLayer }>;
+
+  beforeAll(() => {
+    // Two app processes: their own connections, one prefix.
+    processes = [0, 1].map(() => ({
+      store: new RedisRoomState({ hosts: REDIS_URL, prefix }),
+      layer: new RedisChannelLayer({ hosts: REDIS_URL, prefix }),
+    }));
+  });
+
+  afterAll(async () => {
+    await processes[0].layer.flush(); // the layer's keys and the rooms' under the prefix
+    for (const { store, layer } of processes) await Promise.all([store.close(), layer.close()]);
+  });
+
+  it('delivers a room’s messages in id order on every process, whoever sent them', async () => {
+    const perProcess = 300;
+    const receivers = await Promise.all(processes.map(({ layer }) => receiverIn(layer, 'r')));
+    // Both processes send, none waiting for the other or for its own previous message, a message
+    // each per event-loop turn so their appends interleave: with append then groupSend, ids
+    // were picked in one order and published in another.
+    const sending: Array<Promise<ChatRecord>> = [];
+    for (let i = 0; i < perProcess; i++) {
+      for (const [sender, { store, layer }] of processes.entries()) {
+        const message = { message: `p${sender}-${i}`, user: `u${sender}` };
+        sending.push(store.appendAndSend('r', message, layer, CHAT));
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const sent = await Promise.all(sending);
+    const ids = sent.map((record) => record.id).sort(compareRecordIds);
+    expect(new Set(ids).size).toBe(2 * perProcess);
+    for (const received of receivers) {
+      await waitFor(() => received.length === 2 * perProcess);
+      expect(received.map((message) => message.id)).toEqual(ids);
+    }
+  });
+});
