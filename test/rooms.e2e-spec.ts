@@ -1,6 +1,8 @@
+import { WebSocket } from 'ws';
 import { ChatFrame, HistoryFrame } from '../src';
 import { ChatTestClient } from '../src/testing';
 import { RunningChatApp, startChatApp } from './support/chat-app';
+import { waitFor } from './channel-layer.conformance';
 import { presenceOf } from './support/frames';
 
 type Chat = Required<ChatFrame>;
@@ -106,6 +108,32 @@ describe('Rooms, names, presence, history and resume', () => {
     await bob2.close();
     await presenceOf(ann, ['ann']);
     await ann.close();
+  });
+
+  it('spaces a growing room’s presence frames by its size, and tells the final count', async () => {
+    // The app's presenceDelayMs is 20: a room's announcements are at least 20 ms apart per 100 of
+    // its members at sending time (about 5,000 writes a second at most).
+    const spacingMs = (count: number): number => 20 * Math.max(1, Math.ceil(count / 100));
+    const observer = new WebSocket(chat.wsUrl('/ws/chat/crowd/?name=observer'));
+    const seen: { at: number; count: number }[] = [];
+    observer.on('message', (data: Buffer) => {
+      const frame = JSON.parse(data.toString()) as { type: string; count?: number };
+      if (frame.type === 'presence') seen.push({ at: performance.now(), count: frame.count ?? 0 });
+    });
+    await new Promise((resolve) => observer.once('open', resolve));
+    const crowd = 349;
+    for (let first = 0; first < crowd; first += 50) {
+      const batch = Array.from({ length: Math.min(50, crowd - first) }, (_, i) =>
+        chat.join(`/ws/chat/crowd/?name=member${first + i}`),
+      );
+      await Promise.all(batch);
+    }
+    await waitFor(() => seen.at(-1)?.count === crowd + 1, 10_000);
+    for (let i = 1; i < seen.length; i++) {
+      // The observer reads each frame a little late; 5 ms covers its event loop's lag.
+      expect(seen[i].at - seen[i - 1].at).toBeGreaterThanOrEqual(spacingMs(seen[i].count) - 5);
+    }
+    observer.close();
   });
 
   it('drops a socket that vanished without a close frame from presence', async () => {

@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http';
 import { isValidGroupName } from '../channel-layer/channel-names';
 import { isRecordId } from '../rooms/room-state';
 import { ErrorCode, ProtocolError } from './chat.protocol';
@@ -21,10 +20,9 @@ const NAME = /^[^\p{C}]{1,32}$/u;
  * the resume point from the upgrade URL. Never throws: a bad value is a `ProtocolError`.
  */
 export function parseSession(
-  request: IncomingMessage,
+  url: URL,
   paths: { roomPath: string; defaultRoom: string },
 ): ChatSession | ProtocolError {
-  const url = new URL(request.url ?? '/', 'ws://localhost');
   const prefix = `${paths.roomPath}/`;
   let room = url.searchParams.get('room') ?? paths.defaultRoom;
   if (url.pathname.startsWith(prefix)) {

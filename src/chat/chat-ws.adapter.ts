@@ -7,7 +7,6 @@ import type { MessageMappingProperties } from '@nestjs/websockets';
 import { isObservable } from 'rxjs';
 import type { RawData, WebSocket, WebSocketServer } from 'ws';
 import { CloseCode } from './chat.protocol';
-import { bindTransport } from './outbox';
 
 /** The event every raw frame is routed to, for gateways of a server without a frame sink. */
 export const RAW_FRAME_EVENT = 'chat:frame';
@@ -15,20 +14,32 @@ export const RAW_FRAME_EVENT = 'chat:frame';
 /** Marks servers made by this adapter, so a gateway can tell it is mounted right. */
 export const CHAT_WS_SERVER = Symbol('chat-ws-server');
 
-/** Where a server's frames go instead of through Nest's handlers: see {@link setFrameSink}. */
-export type FrameSink = (socket: WebSocket, data: string | RawData) => void;
+/**
+ * Takes a server's sockets in place of Nest's gateway plumbing: see {@link setSocketSink}. Calls
+ * are made for sockets of that server only; `open` comes once a socket is accepted, after the
+ * server's `connection` listeners; `close` once it has closed.
+ */
+export interface SocketSink {
+  /**
+   * `url`: the upgrade URL, already parsed for routing; `stream`: the TCP stream ws was given, for
+   * writing pre-encoded frames (see `transportFor`).
+   */
+  open(socket: WebSocket, request: IncomingMessage, url: URL, stream: Duplex): void;
+  /** A frame: text as a string, binary as ws gives it. */
+  frame(socket: WebSocket, data: string | RawData): void;
+  close(socket: WebSocket): void;
+}
 
-const sinks = new WeakMap<WebSocketServer, FrameSink>();
-/** The server that accepted each socket, recorded at the upgrade. */
-const acceptedBy = new WeakMap<WebSocket, WebSocketServer>();
+const sinks = new WeakMap<WebSocketServer, SocketSink>();
 
 /**
- * Hands every frame of `server`'s sockets to `sink` (text as a string, binary as ws gives it),
- * skipping Nest's per-message pipeline: the proxy, guards, interceptors, pipes and filters, a
- * dozen promise hops per frame. The chat gateway has none of its own and its hooks do their jobs;
- * the bench measured the pipeline at 5-10 % of a 100-member room's CPU and latency.
+ * Hands `server`'s sockets to `sink`, past Nest's per-socket plumbing (an rxjs Subject and
+ * subscriptions per connection) and its per-message pipeline (the proxy, guards, interceptors,
+ * pipes and filters: a dozen promise hops per frame). The chat gateway has none of its own and its
+ * hooks do their jobs; the bench measured the pipeline at 5-10 % of a 100-member room's CPU and
+ * latency, and the connection plumbing at about 5 % of a handshake's.
  */
-export function setFrameSink(server: WebSocketServer, sink: FrameSink): void {
+export function setSocketSink(server: WebSocketServer, sink: SocketSink): void {
   sinks.set(server, sink);
 }
 
@@ -52,11 +63,13 @@ type RoutedServer = WebSocketServer & { path: string; options: { roomPath?: stri
  *   an unknown path gets a 404 instead of a hung-up socket; a gateway with a `roomPath` option
  *   also takes `<roomPath>/<room>/`;
  * - shutdown closes sockets with 1001 instead of terminating them without a close frame;
- * - each client gets one plain `message` listener instead of an rxjs pipeline, straight to the
- *   server's frame sink where it has one.
+ * - each client gets one plain `message` listener instead of an rxjs pipeline, and the sockets of
+ *   a server with a {@link SocketSink} go to it instead of to Nest.
  */
 export class ChatWsAdapter extends WsAdapter {
   private readonly closeTimeoutMs: number;
+  /** Upgrading sockets corked until the check phase: see `holdUntilCheckPhase`. */
+  private held: Duplex[] = [];
 
   constructor(
     appOrHttpServer?: INestApplicationContext | object,
@@ -88,14 +101,6 @@ export class ChatWsAdapter extends WsAdapter {
     handlers: MessageMappingProperties[],
     _transform?: unknown,
   ): void {
-    const server = acceptedBy.get(client);
-    const sink = server && sinks.get(server);
-    if (sink) {
-      client.on('message', (data: RawData, isBinary: boolean) =>
-        sink(client, isBinary ? data : data.toString()),
-      );
-      return;
-    }
     client.on('message', (data: RawData, isBinary: boolean) => {
       let result: unknown;
       try {
@@ -116,6 +121,16 @@ export class ChatWsAdapter extends WsAdapter {
       } else {
         this.reply(client, result);
       }
+    });
+  }
+
+  /** Nest's connection handling, for the sockets of servers without a sink (see `accept`). */
+  override bindClientConnect(
+    server: WebSocketServer,
+    callback: (socket: WebSocket, request: IncomingMessage) => void,
+  ): void {
+    server.on('connection', (socket: WebSocket, request: IncomingMessage) => {
+      if (!sinks.has(server)) callback(socket, request);
     });
   }
 
@@ -173,24 +188,60 @@ export class ChatWsAdapter extends WsAdapter {
   }
 
   private routeUpgrade(port: number, request: IncomingMessage, socket: Duplex, head: Buffer): void {
-    let pathname: string;
+    let url: URL;
     try {
-      pathname = new URL(request.url ?? '/', 'ws://localhost').pathname;
+      url = new URL(request.url ?? '/', 'ws://localhost');
     } catch {
       return rejectUpgrade(socket, 400);
     }
+    const pathname = url.pathname;
     const path = pathname.length > 1 && pathname.endsWith('/') ? pathname.slice(0, -1) : pathname;
     const servers = (this.wsServersRegistry.get(port) ?? []) as RoutedServer[];
     const server = servers.find(
       (candidate) => candidate.path === path || isRoomPath(candidate.options.roomPath, path),
     );
     if (!server) return rejectUpgrade(socket, 404);
-    server.handleUpgrade(request, socket, head, (ws: WebSocket) => {
-      bindTransport(ws, socket);
-      acceptedBy.set(ws, server);
-      server.emit('connection', ws, request);
-    });
+    this.holdUntilCheckPhase(socket);
+    server.handleUpgrade(request, socket, head, (ws: WebSocket) =>
+      accept(server, ws, request, url, socket),
+    );
   }
+
+  /**
+   * Corks an upgrading socket until this loop turn's check phase: the 101 response, and the
+   * greeting and history a gateway writes in the microtasks after it, leave in one system call
+   * instead of two. A handshake that takes longer (an async `authenticate`, a Redis layer) just
+   * has its 101 flushed then; a refusal's `end()` flushes at once.
+   */
+  private holdUntilCheckPhase(socket: Duplex): void {
+    socket.cork();
+    if (this.held.push(socket) === 1) setImmediate(this.releaseHeld);
+  }
+
+  private readonly releaseHeld = (): void => {
+    const held = this.held;
+    this.held = [];
+    for (const socket of held) socket.uncork();
+  };
+}
+
+/** A socket `server` accepted: to its `connection` listeners, then to its sink if it has one. */
+function accept(
+  server: WebSocketServer,
+  socket: WebSocket,
+  request: IncomingMessage,
+  url: URL,
+  stream: Duplex,
+): void {
+  const sink = sinks.get(server);
+  if (sink) {
+    socket.on('message', (data: RawData, isBinary: boolean) =>
+      sink.frame(socket, isBinary ? data : data.toString()),
+    );
+    socket.on('close', () => sink.close(socket));
+  }
+  server.emit('connection', socket, request);
+  sink?.open(socket, request, url, stream);
 }
 
 /** `<roomPath>/<one segment>`: the Channels tutorial's `/ws/chat/<room>/`. */

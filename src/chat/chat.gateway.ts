@@ -1,12 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { HttpException, Inject, Logger, OnApplicationShutdown } from '@nestjs/common';
-import {
-  OnGatewayConnection,
-  OnGatewayDisconnect,
-  OnGatewayInit,
-  WebSocketGateway,
-} from '@nestjs/websockets';
+import { OnGatewayInit, WebSocketGateway } from '@nestjs/websockets';
 import { GATEWAY_OPTIONS } from '@nestjs/websockets/constants';
 import { WebSocket, WebSocketServer } from 'ws';
 import { ChannelLayer, ChannelMessage } from '../channel-layer/channel-layer';
@@ -14,7 +9,7 @@ import { ChannelLayerUnavailable } from '../channel-layer/channel-layer.errors';
 import { RoomState, compareRecordIds } from '../rooms/room-state';
 import { ChatMetrics } from './chat-metrics';
 import { ChatSession, guestName, parseSession } from './chat-session';
-import { CHAT_WS_SERVER, setFrameSink } from './chat-ws.adapter';
+import { CHAT_WS_SERVER, setSocketSink } from './chat-ws.adapter';
 import { CHAT_MODULE_OPTIONS } from './chat.module-definition';
 import {
   ChatConnectionInfo,
@@ -41,13 +36,13 @@ import {
 import { ResolvedConnectionPolicy, resolveConnectionPolicy } from './connection-policy';
 import { Heartbeat } from './heartbeat';
 import { OriginCheck, compileOriginCheck } from './origin-check';
-import { Outbox, encodeTextFrame, transportOf } from './outbox';
+import { Outbox, encodeTextFrame, transportFor } from './outbox';
 import { RateLimiter, RateVerdict } from './rate-limiter';
 
 /** One socket's membership: its layer channel and where it stands in joining. */
 interface Connection {
   readonly socket: WebSocket;
-  /** Where fan-out writes its encoded frames; undefined: through ws (see `transportOf`). */
+  /** Where fan-out writes its encoded frames; undefined: through ws (see `transportFor`). */
   readonly transport?: Duplex;
   /**
    * What hooks see; the user travels with the connection from the handshake on. Kept only when
@@ -96,7 +91,7 @@ interface PresenceUpdate {
 /** ws' verifyClient callback: accept, or refuse with an HTTP status. */
 type VerifyDone = (accept: boolean, status?: number, message?: string) => void;
 
-/** Members per `presenceDelayMs` of presence delay: see `presenceDelay`. */
+/** Members per `presenceDelayMs` of spacing between a room's announcements: see `presenceTimer`. */
 const PRESENCE_BATCH = 100;
 
 /** The greeting, encoded once: ws writes a string frame through a UTF-8 conversion each time. */
@@ -113,9 +108,7 @@ const TEXT = { binary: false } as const;
  * gateway metadata.
  */
 @WebSocketGateway()
-export class ChatGateway
-  implements OnGatewayInit, OnGatewayConnection, OnGatewayDisconnect, OnApplicationShutdown
-{
+export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
   private readonly logger = new Logger('ChatGateway');
   private readonly options: ResolvedChatOptions;
   private readonly policy: ResolvedConnectionPolicy;
@@ -128,6 +121,8 @@ export class ChatGateway
   private readonly connections = new Map<WebSocket, Connection>();
   /** Rooms with a presence announcement pending. */
   private readonly presenceDue = new Map<string, NodeJS.Timeout>();
+  /** When each room with members here was last told (performance.now()). */
+  private readonly presenceSent = new Map<string, number>();
   /** Set on shutdown: sockets still leave, but nobody is left to tell. */
   private closing = false;
   /** Users admitted by `authenticate`, from the handshake until the socket opens. */
@@ -174,7 +169,12 @@ export class ChatGateway
       this.logger.error(`ChatModule needs ChatWsAdapter: ${hint}`);
       throw new Error(`ChatModule needs ChatWsAdapter: ${hint}`);
     }
-    setFrameSink(server, (socket, data) => this.onFrame(socket, data));
+    // Sockets come straight from the adapter, not through Nest's connection and message plumbing.
+    setSocketSink(server, {
+      open: (socket, request, url, stream) => this.onOpen(socket, request, url, stream),
+      frame: (socket, data) => this.onFrame(socket, data),
+      close: (socket) => this.onClose(socket),
+    });
     this.heartbeat.start();
     // Presence changes no socket here caused (a process that died, seen by the room store).
     this.rooms.onPresenceChange((room) => this.schedulePresence(room));
@@ -189,16 +189,16 @@ export class ChatGateway
     await Promise.all(this.leaving);
   }
 
-  handleConnection(socket: WebSocket, request: IncomingMessage): void {
+  private onOpen(socket: WebSocket, request: IncomingMessage, url: URL, stream: Duplex): void {
     const user = this.admitted.get(request);
-    const session = parseSession(request, {
+    const session = parseSession(url, {
       roomPath: this.options.roomPath,
       defaultRoom: this.options.group,
     });
     const room = session instanceof ProtocolError ? this.options.group : session.room;
     const connection: Connection = {
       socket,
-      transport: transportOf(socket),
+      transport: transportFor(socket, stream),
       info: this.hooked ? { user, group: room, request } : undefined,
       session,
       room,
@@ -217,14 +217,14 @@ export class ChatGateway
     this.connections.set(socket, connection);
     this.metrics.connectionOpened();
     this.heartbeat.watch(socket);
-    // Nest calls this from an rxjs subscriber: a throw or rejection here would reach the
-    // process, so every failure ends in failJoin.
+    // Called from ws' upgrade callback: a throw or rejection here would reach the process, so
+    // every failure ends in failJoin.
     connection.joining = this.join(connection).catch((error: unknown) =>
       this.failJoin(connection, error),
     );
   }
 
-  handleDisconnect(socket: WebSocket): void {
+  private onClose(socket: WebSocket): void {
     const connection = this.connections.get(socket);
     if (!connection) return;
     this.connections.delete(socket);
@@ -462,22 +462,34 @@ export class ChatGateway
    */
   private schedulePresence(room: string): void {
     if (this.closing || this.presenceDue.has(room)) return;
-    const timer = setTimeout(() => {
-      this.presenceDue.delete(room);
-      void this.announcePresence(room);
-    }, this.presenceDelay(room));
-    this.presenceDue.set(room, timer);
+    this.presenceDue.set(
+      room,
+      setTimeout(() => this.presenceTimer(room), this.options.presenceDelayMs),
+    );
   }
 
   /**
-   * `presenceDelayMs`, stretched in big rooms: an announcement is one write per member, so a
-   * crowd arriving in a room of 10,000 would otherwise cost 100,000 writes a second (more than the
-   * handshakes themselves). One more `presenceDelayMs` per 100 of this node's members keeps it
-   * near 1,000 writes a second in any room; rooms of up to 100 are not affected.
+   * An announcement is one write per member, so a room's next one waits until `presenceDelayMs`
+   * per 100 of its members on this node have passed since its last: at most about 1,000 writes a
+   * second in any room. Checked against the members at sending time, not when the change came:
+   * a crowd that keeps arriving faster than that holds presence back until it slows, instead of
+   * costing a write per member every few arrivals. Rooms of up to 100 are not affected.
    */
-  private presenceDelay(room: string): number {
+  private presenceTimer(room: string): void {
     const members = this.metrics.socketsIn(room);
-    return this.options.presenceDelayMs * Math.max(1, Math.ceil(members / PRESENCE_BATCH));
+    const spacing = this.options.presenceDelayMs * Math.max(1, Math.ceil(members / PRESENCE_BATCH));
+    const wait = (this.presenceSent.get(room) ?? -Infinity) + spacing - performance.now();
+    if (wait > 0) {
+      this.presenceDue.set(
+        room,
+        setTimeout(() => this.presenceTimer(room), wait),
+      );
+      return;
+    }
+    this.presenceDue.delete(room);
+    if (members > 0) this.presenceSent.set(room, performance.now());
+    else this.presenceSent.delete(room);
+    void this.announcePresence(room);
   }
 
   /** A failure is logged: presence heals on the next change. */

@@ -24,21 +24,13 @@ export function encodeTextFrame(payload: Buffer): Buffer {
   return Buffer.concat(Sender.frame(payload, options));
 }
 
-/** Each accepted WebSocket's TCP stream, recorded by the adapter at the upgrade. */
-const transports = new WeakMap<WebSocket, Duplex>();
-
-/** Records the stream ws was given for `socket` in `handleUpgrade`. */
-export function bindTransport(socket: WebSocket, transport: Duplex): void {
-  transports.set(socket, transport);
-}
-
 /**
- * The stream an {@link Outbox} may write `socket`'s frames to; undefined when it can't take
- * encoded frames (an extension transforms them, or the socket did not come through the adapter):
+ * The stream an {@link Outbox} may write `socket`'s frames to: `stream`, the one ws was given in
+ * `handleUpgrade`; undefined when it can't take encoded frames (an extension transforms them):
  * send through ws instead.
  */
-export function transportOf(socket: WebSocket): Duplex | undefined {
-  return socket.extensions === '' ? transports.get(socket) : undefined;
+export function transportFor(socket: WebSocket, stream: Duplex): Duplex | undefined {
+  return socket.extensions === '' ? stream : undefined;
 }
 
 /**
@@ -56,7 +48,7 @@ export class Outbox {
   private readonly written = new Set<Duplex>();
   private corked: Duplex[] = [];
 
-  /** Writes `frame` (from {@link encodeTextFrame}) to an open socket's {@link transportOf}. */
+  /** Writes `frame` (from {@link encodeTextFrame}) to an open socket's {@link transportFor}. */
   write(transport: Duplex, frame: Buffer): void {
     if (!this.written.has(transport)) {
       // The check phase runs right after the poll phase: every socket read in this turn has been
