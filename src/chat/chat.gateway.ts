@@ -264,7 +264,7 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
       : this.publish(connection, frame.message);
   }
 
-  /** The host's hook, then the room's history (id, time), then one `groupSend`. */
+  /** The host's hook, then `appendAndSend`: the record (id, time) in history, and to the group. */
   private async publish(connection: Connection, text: string): Promise<void> {
     const { socket } = connection;
     let message = text;
