@@ -113,8 +113,8 @@ export interface ChatModuleOptions extends ConnectionPolicyOptions {
   historyLimit?: number;
   /**
    * Milliseconds between a join or leave and the presence frame: changes in between share one.
-   * A room's frames are also this long apart per 100 of its sockets on this node when it is sent
-   * (1,000 sockets: 10 times), so presence costs about 1,000 writes a second at most.
+   * A room's frames are also this long apart per 100 sockets on this node, in all rooms, when it
+   * is sent (1,000 sockets: 10 times), so presence costs about 1,000 writes a second at most.
    * @default 100
    */
   presenceDelayMs?: number;
