@@ -1,6 +1,7 @@
 import {
   ChannelLayer,
   ChannelMessage,
+  ChatRecord,
   RoomState,
   RoomStateOptions,
   compareRecordIds,
@@ -54,17 +55,7 @@ export function describeRoomStateConformance(name: string, target: RoomStateTarg
       it('stamps an appended message as a chat record with room, user, id and time', async () => {
         const before = Date.now();
         const record = await rooms.append('r', { message: 'hi', user: 'ann' });
-        expect(record).toEqual({
-          type: 'chat',
-          message: 'hi',
-          room: 'r',
-          user: 'ann',
-          id: expect.any(String),
-          ts: expect.any(Number),
-        });
-        expect(isRecordId(record.id)).toBe(true);
-        expect(record.ts).toBeGreaterThanOrEqual(before);
-        expect(record.ts).toBeLessThanOrEqual(Date.now());
+        expectStamped(record, before);
       });
 
       it('returns the records themselves, oldest first', async () => {
@@ -156,16 +147,7 @@ export function describeRoomStateConformance(name: string, target: RoomStateTarg
           layer,
           'chat.message',
         );
-        expect(record).toEqual({
-          type: 'chat',
-          message: 'hi',
-          room: 'r',
-          user: 'ann',
-          id: expect.any(String),
-          ts: expect.any(Number),
-        });
-        expect(isRecordId(record.id)).toBe(true);
-        expect(record.ts).toBeGreaterThanOrEqual(before);
+        expectStamped(record, before);
         await waitFor(() => received.length === 1);
         expect(received).toEqual([{ ...record, type: 'chat.message' }]);
         expect((await rooms.history('r')).at(-1)).toEqual(record);
@@ -253,4 +235,19 @@ export function describeRoomStateConformance(name: string, target: RoomStateTarg
       await expect(store.close()).resolves.toBeUndefined();
     });
   });
+}
+
+/** `record` is ann's 'hi' in room 'r', with an id and a time from `before` to now. */
+function expectStamped(record: ChatRecord, before: number): void {
+  expect(record).toEqual({
+    type: 'chat',
+    message: 'hi',
+    room: 'r',
+    user: 'ann',
+    id: expect.any(String),
+    ts: expect.any(Number),
+  });
+  expect(isRecordId(record.id)).toBe(true);
+  expect(record.ts).toBeGreaterThanOrEqual(before);
+  expect(record.ts).toBeLessThanOrEqual(Date.now());
 }
