@@ -8,7 +8,7 @@ import { isObservable } from 'rxjs';
 import type { RawData, WebSocket, WebSocketServer } from 'ws';
 import { CloseCode } from './chat.protocol';
 
-/** The event every raw frame is routed to, for gateways of a server without a frame sink. */
+/** The event every raw frame is routed to, for gateways of a server without a socket sink. */
 export const RAW_FRAME_EVENT = 'chat:frame';
 
 /** Marks servers made by this adapter, so a gateway can tell it is mounted right. */
