@@ -7,6 +7,7 @@ import type { MessageMappingProperties } from '@nestjs/websockets';
 import { isObservable } from 'rxjs';
 import type { RawData, WebSocket, WebSocketServer } from 'ws';
 import { CloseCode } from './chat.protocol';
+import { corkUntilCheckPhase } from './outbox';
 
 /** The event every raw frame is routed to, for gateways of a server without a socket sink. */
 export const RAW_FRAME_EVENT = 'chat:frame';
@@ -68,8 +69,6 @@ type RoutedServer = WebSocketServer & { path: string; options: { roomPath?: stri
  */
 export class ChatWsAdapter extends WsAdapter {
   private readonly closeTimeoutMs: number;
-  /** Upgrading sockets corked until the check phase: see `holdUntilCheckPhase`. */
-  private held: Duplex[] = [];
 
   constructor(
     appOrHttpServer?: INestApplicationContext | object,
@@ -201,28 +200,14 @@ export class ChatWsAdapter extends WsAdapter {
       (candidate) => candidate.path === path || isRoomPath(candidate.options.roomPath, path),
     );
     if (!server) return rejectUpgrade(socket, 404);
-    this.holdUntilCheckPhase(socket);
+    // The 101, and the greeting and history a gateway writes in the microtasks after it, leave
+    // in one system call. A slower handshake (async `authenticate`, a Redis layer) has its 101
+    // flushed at the check phase; a refusal's `end()` flushes at once.
+    corkUntilCheckPhase(socket);
     server.handleUpgrade(request, socket, head, (ws: WebSocket) =>
       accept(server, ws, request, url, socket),
     );
   }
-
-  /**
-   * Corks an upgrading socket until this loop turn's check phase: the 101 response, and the
-   * greeting and history a gateway writes in the microtasks after it, leave in one system call
-   * instead of two. A handshake that takes longer (an async `authenticate`, a Redis layer) just
-   * has its 101 flushed then; a refusal's `end()` flushes at once.
-   */
-  private holdUntilCheckPhase(socket: Duplex): void {
-    socket.cork();
-    if (this.held.push(socket) === 1) setImmediate(this.releaseHeld);
-  }
-
-  private readonly releaseHeld = (): void => {
-    const held = this.held;
-    this.held = [];
-    for (const socket of held) socket.uncork();
-  };
 }
 
 /** A socket `server` accepted: to its `connection` listeners, then to its sink if it has one. */

@@ -46,26 +46,36 @@ export function transportFor(socket: WebSocket, stream: Duplex): Duplex | undefi
 export class Outbox {
   /** Streams written to in this loop turn. */
   private readonly written = new Set<Duplex>();
-  private corked: Duplex[] = [];
 
   /** Writes `frame` (from {@link encodeTextFrame}) to an open socket's {@link transportFor}. */
   write(transport: Duplex, frame: Buffer): void {
     if (!this.written.has(transport)) {
-      // The check phase runs right after the poll phase: every socket read in this turn has been
-      // handled by then, so a batch is complete and no frame waits longer than that.
-      if (this.written.size === 0) setImmediate(this.flush);
+      if (this.written.size === 0) setImmediate(this.endTurn);
       this.written.add(transport);
     } else if (transport.writableCorked === 0) {
-      transport.cork();
-      this.corked.push(transport);
+      corkUntilCheckPhase(transport);
     }
     transport.write(frame);
   }
 
-  private readonly flush = (): void => {
-    this.written.clear();
-    const corked = this.corked;
-    this.corked = [];
-    for (const transport of corked) transport.uncork();
-  };
+  private readonly endTurn = (): void => this.written.clear();
+}
+
+/** Streams corked by {@link corkUntilCheckPhase}, uncorked together. */
+let held: Duplex[] = [];
+
+/**
+ * Corks `stream` until this loop turn's check phase, so what is written to it meanwhile leaves in
+ * one system call. The check phase runs right after the poll phase: every socket read in this turn
+ * has been handled by then, so a batch is complete and nothing waits longer than that.
+ */
+export function corkUntilCheckPhase(stream: Duplex): void {
+  stream.cork();
+  if (held.push(stream) === 1) setImmediate(releaseHeld);
+}
+
+function releaseHeld(): void {
+  const streams = held;
+  held = [];
+  for (const stream of streams) stream.uncork();
 }
