@@ -33,14 +33,21 @@ local function count(presence, active, room)
 end
 `;
 
+/** Lua defining `append(stream, limit, ttl_ms, payload)`: the record's XADD (and expiry); its id. */
+const APPEND_FUNCTION = `
+local function append(stream, limit, ttl, payload)
+  local id = redis.call('XADD', stream, 'MAXLEN', limit, '*', 'r', payload)
+  if tonumber(ttl) > 0 then redis.call('PEXPIRE', stream, ttl) end
+  return id
+end
+`;
+
 /**
  * Appends a record to a room's history. KEYS: stream. ARGV: limit, ttl ms (0: none), payload.
  * Returns the entry's id, `<ms>-<seq>`, unique and increasing within the stream.
  */
-export const APPEND = new LuaScript(`
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], '*', 'r', ARGV[3])
-if tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return id
+export const APPEND = new LuaScript(`${APPEND_FUNCTION}
+return append(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 `);
 
 /**
@@ -50,9 +57,8 @@ return id
  * Returns `{id, the group's live ordinary members}`. Being atomic, it publishes a room's messages
  * in id order whichever process appended them.
  */
-export const APPEND_AND_SEND = new LuaScript(`${GROUP_SEND_FUNCTION}
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], '*', 'r', ARGV[3])
-if tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+export const APPEND_AND_SEND = new LuaScript(`${APPEND_FUNCTION}${GROUP_SEND_FUNCTION}
+local id = append(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 return {id, group_send(KEYS[2], ARGV[4], ARGV[5] .. id .. ARGV[6])}
 `);
 
