@@ -462,9 +462,13 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
    */
   private schedulePresence(room: string): void {
     if (this.closing || this.presenceDue.has(room)) return;
+    this.armPresence(room, this.options.presenceDelayMs);
+  }
+
+  private armPresence(room: string, delayMs: number): void {
     this.presenceDue.set(
       room,
-      setTimeout(() => this.presenceTimer(room), this.options.presenceDelayMs),
+      setTimeout(() => this.presenceTimer(room), delayMs),
     );
   }
 
@@ -481,13 +485,7 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
     const sockets = this.connections.size;
     const spacing = this.options.presenceDelayMs * Math.max(1, Math.ceil(sockets / PRESENCE_BATCH));
     const wait = (this.presenceSent.get(room) ?? -Infinity) + spacing - performance.now();
-    if (wait > 0) {
-      this.presenceDue.set(
-        room,
-        setTimeout(() => this.presenceTimer(room), wait),
-      );
-      return;
-    }
+    if (wait > 0) return this.armPresence(room, wait);
     this.presenceDue.delete(room);
     if (this.metrics.socketsIn(room) > 0) this.presenceSent.set(room, performance.now());
     else this.presenceSent.delete(room);

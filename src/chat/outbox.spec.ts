@@ -9,7 +9,7 @@ interface Accepted {
   transport: Duplex;
 }
 
-/** A ws server on loopback that hands out each accepted socket with its stream, as ChatWsAdapter does. */
+/** A loopback ws server handing out each accepted socket with its stream, as the adapter does. */
 async function listen(options: { perMessageDeflate?: boolean } = {}): Promise<{
   http: Server;
   url: string;
