@@ -433,14 +433,13 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
       user: connection.userName,
       messages: history,
     };
-    const historyPayload = Buffer.from(JSON.stringify(historyFrame));
+    const historyJson = JSON.stringify(historyFrame);
     if (connection.transport) {
-      // Greeting and history in one write: a handshake costs one system call less.
-      const frames = Buffer.concat([GREETING_FRAME, encodeTextFrame(historyPayload)]);
-      this.outbox.write(connection.transport, frames);
+      // Greeting and history in one buffer and one write: a handshake costs one system call less.
+      this.outbox.write(connection.transport, encodeTextFrame(historyJson, GREETING_FRAME));
     } else {
       socket.send(GREETING, TEXT);
-      socket.send(historyPayload, TEXT);
+      socket.send(historyJson, TEXT);
     }
     this.metrics.controlFramesSent += 2;
     const early = connection.early;

@@ -77,6 +77,21 @@ describe('Outbox', () => {
     expect(await got).toEqual(expected);
   });
 
+  it('encodes a string payload by its UTF-8 length, after the frames it is given', async () => {
+    server = await listen();
+    const { transport } = await connect();
+    // 63 characters but 126 bytes: the header must come from the byte length (16-bit form).
+    const wide = 'é'.repeat(63);
+    const texts = ['first', wide, 'ü'.repeat(40_000), 'last ✓'];
+    const got = received(client, texts.length);
+    const frames = texts.reduce<Buffer | undefined>(
+      (before, text) => encodeTextFrame(text, before),
+      undefined,
+    );
+    new Outbox().write(transport, frames as Buffer);
+    expect(await got).toEqual(texts);
+  });
+
   it("writes a socket's first frame of a loop turn at once, and holds the rest of the turn", async () => {
     server = await listen();
     const { transport } = await connect();
