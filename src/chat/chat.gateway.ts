@@ -75,7 +75,8 @@ interface Connection {
 
 /** A server frame's JSON, and the same as a whole WebSocket frame, ready for the wire. */
 interface Encoded {
-  readonly payload: Buffer;
+  /** For sockets without a transport, which ws frames itself. */
+  readonly json: string;
   readonly frame: Buffer;
 }
 
@@ -335,8 +336,8 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
     if (message !== this.lastMessage) {
       const frame = wireFrame(message);
       if (!frame) return undefined;
-      const payload = Buffer.from(JSON.stringify(frame));
-      this.lastEncoded = { payload, frame: encodeTextFrame(payload) };
+      const json = JSON.stringify(frame);
+      this.lastEncoded = { json, frame: encodeTextFrame(json) };
       this.lastMessage = message;
     }
     return this.lastEncoded;
@@ -358,7 +359,7 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
       return this.drop(connection);
     }
     if (connection.transport) this.outbox.write(connection.transport, encoded.frame);
-    else socket.send(encoded.payload, TEXT);
+    else socket.send(encoded.json, TEXT);
     this.metrics.deliveries++;
     return true;
   }
