@@ -25,6 +25,11 @@
  *   --redis-url=URL    use this Redis instead of a private redis-server started for the run
  *   --app=PATH         the app's main.js (default dist/main.js of this checkout)
  *   --app-env=K=V,...  extra environment for the app processes
+ *   --warmup=N         handshakes each server takes before a row is measured (default 3000)
+ *   --handshakes[=N]   instead of the workloads: N bursts (default 8) of 1000 handshakes on each
+ *                      fresh server (app-memory and baseline unless --servers), opened then
+ *                      closed, with the server's CPU per handshake and conn/s of each burst: how
+ *                      far from steady state a warm-up of K handshakes leaves a server
  * Output: the table on stdout; JSON (every round's row) and Markdown copies under bench/out/.
  */
 const { execFileSync, spawn } = require('node:child_process');
@@ -41,6 +46,7 @@ const {
   spawnWithFdLimit,
   sleep,
   cpuSeconds,
+  cpuNanos,
 } = require('./lib/proc');
 
 const ROOT = path.resolve(__dirname, '..');
@@ -73,7 +79,10 @@ const APP_ENV = Object.fromEntries(
     kv.slice(kv.indexOf('=') + 1),
   ]),
 );
-const SERVERS = opt('servers')?.split(',') ?? ['app-memory', 'app-redis', 'baseline'];
+const HANDSHAKE_BURSTS = flag('handshakes') ? 8 : Number(opt('handshakes') ?? 0);
+const SERVERS =
+  opt('servers')?.split(',') ??
+  (HANDSHAKE_BURSTS ? ['app-memory', 'baseline'] : ['app-memory', 'app-redis', 'baseline']);
 /**
  * Handshakes (connected, then closed, in batches of at most the row's clients and 1000) each
  * server takes before anything is measured: a fresh process runs its first ones cold (JIT, lazily
@@ -82,7 +91,7 @@ const SERVERS = opt('servers')?.split(',') ?? ['app-memory', 'app-redis', 'basel
  * handshake path until then): 200, the earlier figure, measured mostly compilation. The first
  * batch's rate is kept as `cold conn/s`.
  */
-const WARMUP_HANDSHAKES = 3000;
+const WARMUP_HANDSHAKES = Number(opt('warmup') ?? 3000);
 const WARMUP_BATCH = 1000;
 /** How long receivers may take to get every message after the senders stop. */
 const DRAIN_TIMEOUT_MS = 15000;
@@ -819,6 +828,73 @@ function ratios(rows) {
   return markdown(head, body);
 }
 
+/**
+ * `--handshakes`: every round starts each server fresh and has it take HANDSHAKE_BURSTS bursts of
+ * 1000 handshakes (64 in flight per worker, as the workloads connect), each closed before the
+ * next. Prints, per burst, the medians over the rounds of the server's CPU per handshake (all its
+ * threads, so JIT compilation counts) and of conn/s, and the app's conn/s over the baseline's.
+ * @param {Worker[]} workers @param {{ redisUrl?: string }} ctx
+ */
+async function handshakeCurve(workers, ctx) {
+  const burst = { name: 'handshakes', clients: 1000, senders: 0, rooms: 1, idle: true };
+  /** server → burst → one { us, connPerS } per round */
+  const runs = new Map(
+    SERVERS.map((kind) => [
+      kind,
+      Array.from(
+        { length: HANDSHAKE_BURSTS },
+        () => /** @type {{ us: number, connPerS: number }[]} */ ([]),
+      ),
+    ]),
+  );
+  for (let round = 0; round < REPEAT; round++) {
+    for (let i = 0; i < SERVERS.length; i++) {
+      const kind = SERVERS[(round + i) % SERVERS.length];
+      const server = await startServer(kind, ctx);
+      try {
+        const line = [];
+        for (let b = 0; b < HANDSHAKE_BURSTS; b++) {
+          const cpu0 = server.pids.reduce((a, p) => a + cpuNanos(p), 0);
+          const t0 = process.hrtime.bigint();
+          const conns = await connectAll(workers, server, burst, burst.clients);
+          const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
+          const cpuNs = server.pids.reduce((a, p) => a + cpuNanos(p), 0) - cpu0;
+          const connected = conns.reduce((a, c) => a + c.connected, 0);
+          if (connected < burst.clients)
+            throw new Error(`${kind}: ${burst.clients - connected} handshakes failed`);
+          const figures = { us: cpuNs / 1000 / connected, connPerS: connected / wallS };
+          runs.get(kind)?.[b].push(figures);
+          line.push(`${fmt(figures.us)} µs ${fmt(figures.connPerS)}/s`);
+          await Promise.all(workers.map((x) => x.call('close')));
+        }
+        console.log(`  #${round + 1} ${kind.padEnd(10)} ${line.join(', ')}`);
+      } finally {
+        await server.stop();
+      }
+    }
+  }
+  const base = runs.get('baseline');
+  const head = ['burst', 'handshakes before'];
+  for (const kind of SERVERS) head.push(`${kind} µs/handshake`, `${kind} conn/s`);
+  for (const kind of SERVERS) if (base && kind !== 'baseline') head.push(`${kind} conn/s ×`);
+  const body = Array.from({ length: HANDSHAKE_BURSTS }, (_, b) => {
+    const cells = [String(b + 1), fmt(b * burst.clients)];
+    for (const kind of SERVERS) {
+      const rounds = runs.get(kind)?.[b] ?? [];
+      cells.push(fmt(median(rounds.map((r) => r.us))), fmt(median(rounds.map((r) => r.connPerS))));
+    }
+    for (const kind of SERVERS) {
+      if (!base || kind === 'baseline') continue;
+      const app = runs.get(kind)?.[b] ?? [];
+      cells.push(fmt(median(app.map((r, round) => r.connPerS / base[b][round].connPerS)), 2));
+    }
+    return cells;
+  });
+  console.log(
+    `\nMedians over ${REPEAT} round(s), every server fresh per round; conn/s × = median of each round's app / baseline:\n\n${markdown(head, body)}\n`,
+  );
+}
+
 /** @param {string[]} head @param {string[][]} body */
 function markdown(head, body) {
   const line = (/** @type {string[]} */ cells) => `| ${cells.join(' | ')} |`;
@@ -868,6 +944,15 @@ async function main() {
   );
   const redis = SERVERS.includes('app-redis') ? await startRedis() : undefined;
   const workers = Array.from({ length: WORKERS }, startWorker);
+  if (HANDSHAKE_BURSTS) {
+    try {
+      await handshakeCurve(workers, { redisUrl: redis?.url });
+    } finally {
+      for (const x of workers) x.proc.disconnect();
+      await redis?.stop();
+    }
+    return;
+  }
   /** @type {Record<string, any>[]} */
   const rows = [];
   try {

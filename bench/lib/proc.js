@@ -25,6 +25,29 @@ function cpuSeconds(pid) {
   }
 }
 
+/**
+ * CPU time of all a process's threads in ns (`/proc/<pid>/task/<tid>/schedstat`): finer than stat's
+ * clock ticks, and it includes the JIT's compiler threads. 0 once the process is gone.
+ * @param {number} pid
+ */
+function cpuNanos(pid) {
+  let total = 0;
+  let tasks;
+  try {
+    tasks = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return 0;
+  }
+  for (const task of tasks) {
+    try {
+      total += Number(fs.readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // the thread exited between the listing and the read
+    }
+  }
+  return total;
+}
+
 /** Resident set size in KiB (VmRSS). @param {number} pid */
 function rssKiB(pid) {
   try {
@@ -84,6 +107,7 @@ module.exports = {
   CLK_TCK,
   machineBusySeconds,
   cpuSeconds,
+  cpuNanos,
   rssKiB,
   sumCpu,
   sumRss,
