@@ -80,6 +80,11 @@ const APP_ENV = Object.fromEntries(
   ]),
 );
 const HANDSHAKE_BURSTS = flag('handshakes') ? 8 : Number(opt('handshakes') ?? 0);
+if (
+  !Number.isInteger(HANDSHAKE_BURSTS) ||
+  (opt('handshakes') !== undefined && HANDSHAKE_BURSTS < 1)
+)
+  throw new Error('--handshakes=N: N must be an integer ≥ 1');
 const SERVERS =
   opt('servers')?.split(',') ??
   (HANDSHAKE_BURSTS ? ['app-memory', 'baseline'] : ['app-memory', 'app-redis', 'baseline']);
@@ -92,6 +97,8 @@ const SERVERS =
  * batch's rate is kept as `cold conn/s`.
  */
 const WARMUP_HANDSHAKES = Number(opt('warmup') ?? 3000);
+if (!Number.isInteger(WARMUP_HANDSHAKES) || WARMUP_HANDSHAKES < 0)
+  throw new Error('--warmup=N: N must be an integer ≥ 0');
 const WARMUP_BATCH = 1000;
 /** How long receivers may take to get every message after the senders stop. */
 const DRAIN_TIMEOUT_MS = 15000;
