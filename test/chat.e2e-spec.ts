@@ -36,6 +36,22 @@ describe('Chat over WebSocket (the seed protocol)', () => {
     },
   );
 
+  it('declines permessage-deflate, and a client that offered it chats as usual', async () => {
+    // Browsers offer compression; the gateway writes its frames pre-encoded, so it must not agree.
+    const socket = new WebSocket(chat.wsUrl(), { perMessageDeflate: true });
+    const chatFrame = new Promise<unknown>((resolve) =>
+      socket.on('message', (data) => {
+        const frame = JSON.parse(String(data)) as { type: string };
+        if (frame.type === 'chat') resolve(frame);
+      }),
+    );
+    await new Promise((resolve) => socket.once('open', resolve));
+    expect(socket.extensions).toBe('');
+    socket.send(JSON.stringify({ message: 'uncompressed' }));
+    await expect(chatFrame).resolves.toMatchObject({ type: 'chat', message: 'uncompressed' });
+    socket.close();
+  });
+
   it('refuses an unknown path with 404', async () => {
     await expect(ChatTestClient.connect(chat.wsUrl('/ws/elsewhere/'))).rejects.toEqual(
       new HandshakeRefused(404),

@@ -23,7 +23,7 @@ export const CHAT_WS_SERVER = Symbol('chat-ws-server');
 export interface SocketSink {
   /**
    * `url`: the upgrade URL, already parsed for routing; `stream`: the TCP stream ws was given, for
-   * writing pre-encoded frames (see `transportFor`).
+   * writing pre-encoded frames (see `Outbox`).
    */
   open(socket: WebSocket, request: IncomingMessage, url: URL, stream: Duplex): void;
   /** A frame: text as a string, binary as ws gives it. */

@@ -36,14 +36,14 @@ import {
 import { ResolvedConnectionPolicy, resolveConnectionPolicy } from './connection-policy';
 import { Heartbeat } from './heartbeat';
 import { OriginCheck, compileOriginCheck } from './origin-check';
-import { Outbox, encodeTextFrame, transportFor } from './outbox';
+import { Outbox, encodeTextFrame } from './outbox';
 import { RateLimiter, RateVerdict } from './rate-limiter';
 
 /** One socket's membership: its layer channel and where it stands in joining. */
 interface Connection {
   readonly socket: WebSocket;
-  /** Where fan-out writes its encoded frames; undefined: through ws (see `transportFor`). */
-  readonly transport?: Duplex;
+  /** The socket's TCP stream, where the gateway writes its encoded frames (see `Outbox`). */
+  readonly transport: Duplex;
   /**
    * What hooks see; the user travels with the connection from the handshake on. Kept only when
    * the module has a hook: it holds the upgrade request, about 1 KiB a socket.
@@ -73,13 +73,6 @@ interface Connection {
   dropped: number;
 }
 
-/** A server frame's JSON, and the same as a whole WebSocket frame, ready for the wire. */
-interface Encoded {
-  /** For sockets without a transport, which ws frames itself. */
-  readonly json: string;
-  readonly frame: Buffer;
-}
-
 /** The layer message a presence change travels as. */
 interface PresenceUpdate {
   type: typeof PRESENCE_UPDATE;
@@ -95,12 +88,8 @@ type VerifyDone = (accept: boolean, status?: number, message?: string) => void;
 /** Sockets per `presenceDelayMs` of spacing between a room's announcements: see `presenceTimer`. */
 const PRESENCE_BATCH = 100;
 
-/** The greeting, encoded once: ws writes a string frame through a UTF-8 conversion each time. */
-const GREETING = Buffer.from(CONNECTION_ESTABLISHED);
-const GREETING_FRAME = encodeTextFrame(GREETING);
-
-// ws merges send options into a fresh object anyway; a shared constant keeps ours allocation-free.
-const TEXT = { binary: false } as const;
+/** The greeting as a whole WebSocket frame, encoded once. */
+const GREETING_FRAME = encodeTextFrame(CONNECTION_ESTABLISHED);
 
 /**
  * The seed's consumer: joins each socket to the group, turns each client frame into a
@@ -130,7 +119,7 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
   private readonly admitted = new WeakMap<IncomingMessage, ChatUser>();
   /** The last layer message encoded: every member of one groupSend gets the same object. */
   private lastMessage?: ChannelMessage;
-  private lastEncoded?: Encoded;
+  private lastFrame?: Buffer;
   private readonly outbox = new Outbox();
 
   constructor(
@@ -157,6 +146,9 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
         path: this.options.path,
         roomPath: this.options.roomPath,
         maxPayload: this.options.maxFrameBytes,
+        // Frames are written pre-encoded to the TCP stream (Outbox): ws would queue a compressed
+        // socket's own frames behind zlib, and ours would overtake them.
+        perMessageDeflate: false,
         verifyClient: (info: { req: IncomingMessage }, done: VerifyDone) =>
           this.verify(info.req, done),
       },
@@ -199,7 +191,7 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
     const room = session instanceof ProtocolError ? this.options.group : session.room;
     const connection: Connection = {
       socket,
-      transport: transportFor(socket, stream),
+      transport: stream,
       info: this.hooked ? { user, group: room, request } : undefined,
       session,
       room,
@@ -332,15 +324,14 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
    * The message's wire frame, serialized and encoded once per groupSend: members share the
    * message object, so memoize on it. Undefined for a type with no handler.
    */
-  private frameOf(message: ChannelMessage): Encoded | undefined {
+  private frameOf(message: ChannelMessage): Buffer | undefined {
     if (message !== this.lastMessage) {
       const frame = wireFrame(message);
       if (!frame) return undefined;
-      const json = JSON.stringify(frame);
-      this.lastEncoded = { json, frame: encodeTextFrame(json) };
+      this.lastFrame = encodeTextFrame(JSON.stringify(frame));
       this.lastMessage = message;
     }
-    return this.lastEncoded;
+    return this.lastFrame;
   }
 
   /**
@@ -348,7 +339,7 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
    * messages are dropped (and `false` makes the layer count a skip) until its queue has drained
    * to half the limit; then it is told how many it missed, before the next message.
    */
-  private write(connection: Connection, encoded: Encoded): boolean {
+  private write(connection: Connection, frame: Buffer): boolean {
     const { socket } = connection;
     if (socket.readyState !== WebSocket.OPEN) return true;
     const buffered = socket.bufferedAmount;
@@ -358,8 +349,7 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
     } else if (buffered > this.options.maxBufferedBytes) {
       return this.drop(connection);
     }
-    if (connection.transport) this.outbox.write(connection.transport, encoded.frame);
-    else socket.send(encoded.json, TEXT);
+    this.outbox.write(connection.transport, frame);
     this.metrics.deliveries++;
     return true;
   }
@@ -434,14 +424,11 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
       user: connection.userName,
       messages: history,
     };
-    const historyJson = JSON.stringify(historyFrame);
-    if (connection.transport) {
-      // Greeting and history in one buffer and one write: a handshake costs one system call less.
-      this.outbox.write(connection.transport, encodeTextFrame(historyJson, GREETING_FRAME));
-    } else {
-      socket.send(GREETING, TEXT);
-      socket.send(historyJson, TEXT);
-    }
+    // Greeting and history in one buffer and one write: a handshake costs one system call less.
+    this.outbox.write(
+      connection.transport,
+      encodeTextFrame(JSON.stringify(historyFrame), GREETING_FRAME),
+    );
     this.metrics.controlFramesSent += 2;
     const early = connection.early;
     connection.early = undefined;

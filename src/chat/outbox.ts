@@ -1,5 +1,4 @@
 import type { Duplex } from 'node:stream';
-import type { WebSocket } from 'ws';
 
 /** First header byte of a whole text frame: FIN, no RSV bits, opcode 1 (RFC 6455, section 5.2). */
 const FIN_TEXT = 0x81;
@@ -7,11 +6,11 @@ const FIN_TEXT = 0x81;
 /**
  * A whole unmasked text frame (RFC 6455, section 5.2), after `prefix` (frames already encoded)
  * when given, in one buffer: one groupSend encodes once and every member's socket gets the same
- * bytes. A string payload is written as UTF-8 straight into the frame. One allocation, where ws'
+ * bytes. The payload is written as UTF-8 straight into the frame. One allocation, where ws'
  * `Sender.frame` and the concatenations around it took three; a handshake builds one of these.
  */
-export function encodeTextFrame(payload: string | Buffer, prefix?: Buffer): Buffer {
-  const length = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
+export function encodeTextFrame(payload: string, prefix?: Buffer): Buffer {
+  const length = Buffer.byteLength(payload);
   const start = prefix ? prefix.length : 0;
   // The payload length takes 7 bits, or 126 then 16 bits, or 127 then 64 bits.
   const header = length < 126 ? 2 : length < 65536 ? 4 : 10;
@@ -28,18 +27,8 @@ export function encodeTextFrame(payload: string | Buffer, prefix?: Buffer): Buff
     frame.writeUInt16BE(0, start + 2);
     frame.writeUIntBE(length, start + 4, 6);
   }
-  if (typeof payload === 'string') frame.write(payload, start + header);
-  else payload.copy(frame, start + header);
+  frame.write(payload, start + header);
   return frame;
-}
-
-/**
- * The stream an {@link Outbox} may write `socket`'s frames to: `stream`, the one ws was given in
- * `handleUpgrade`; undefined when it can't take encoded frames (an extension transforms them):
- * send through ws instead.
- */
-export function transportFor(socket: WebSocket, stream: Duplex): Duplex | undefined {
-  return socket.extensions === '' ? stream : undefined;
 }
 
 /**
@@ -49,14 +38,15 @@ export function transportFor(socket: WebSocket, stream: Duplex): Duplex | undefi
  * together) are corked until the turn's poll phase is over and leave in one system call.
  *
  * Safe because ws writes every frame of a socket synchronously, in call order, to this same stream
- * unless an extension (permessage-deflate) or a Blob makes it queue: sockets with an extension take
- * the fallback, and the gateway never sends a Blob.
+ * unless an extension (permessage-deflate) or a Blob makes it queue: the chat's servers never
+ * negotiate an extension (`perMessageDeflate: false` in the gateway's options), and the gateway
+ * never sends a Blob.
  */
 export class Outbox {
   /** Streams written to in this loop turn. */
   private readonly written = new Set<Duplex>();
 
-  /** Writes `frame` (from {@link encodeTextFrame}) to an open socket's {@link transportFor}. */
+  /** Writes `frame` (from {@link encodeTextFrame}) to an open socket's TCP stream. */
   write(transport: Duplex, frame: Buffer): void {
     if (!this.written.has(transport)) {
       if (this.written.size === 0) setImmediate(this.endTurn);
