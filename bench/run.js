@@ -46,7 +46,7 @@ const {
   spawnWithFdLimit,
   sleep,
   cpuSeconds,
-  cpuNanos,
+  sumCpuNanos,
 } = require('./lib/proc');
 
 const ROOT = path.resolve(__dirname, '..');
@@ -861,11 +861,11 @@ async function handshakeCurve(workers, ctx) {
       try {
         const line = [];
         for (let b = 0; b < HANDSHAKE_BURSTS; b++) {
-          const cpu0 = server.pids.reduce((a, p) => a + cpuNanos(p), 0);
+          const cpu0 = sumCpuNanos(server.pids);
           const t0 = process.hrtime.bigint();
           const conns = await connectAll(workers, server, burst, burst.clients);
           const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
-          const cpuNs = server.pids.reduce((a, p) => a + cpuNanos(p), 0) - cpu0;
+          const cpuNs = sumCpuNanos(server.pids) - cpu0;
           const connected = conns.reduce((a, c) => a + c.connected, 0);
           if (connected < burst.clients)
             throw new Error(`${kind}: ${burst.clients - connected} handshakes failed`);
@@ -942,7 +942,10 @@ async function main() {
   const m = machine();
   console.log(
     `fan-out bench${QUICK ? ' (quick)' : ''}: ${m.nproc} cores (${m.cpu}), node ${m.node}, linux ${m.kernel}; ` +
-      `${WORKERS} load-generator workers, ${WARMUP_HANDSHAKES} warm-up handshakes, ${DURATION_S} s per run after ${WARMUP_S} s warm-up` +
+      `${WORKERS} load-generator workers, ` +
+      (HANDSHAKE_BURSTS
+        ? `${HANDSHAKE_BURSTS} bursts of 1000 handshakes per server`
+        : `${WARMUP_HANDSHAKES} warm-up handshakes, ${DURATION_S} s per run after ${WARMUP_S} s warm-up`) +
       `${REPEAT > 1 ? `, ${REPEAT} rounds per workload` : ''}; ` +
       `load average ${os
         .loadavg()

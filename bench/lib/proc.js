@@ -74,6 +74,8 @@ function machineBusySeconds() {
 /** @param {number[]} pids */
 const sumCpu = (pids) => pids.reduce((a, p) => a + cpuSeconds(p), 0);
 /** @param {number[]} pids */
+const sumCpuNanos = (pids) => pids.reduce((a, p) => a + cpuNanos(p), 0);
+/** @param {number[]} pids */
 const sumRss = (pids) => pids.reduce((a, p) => a + rssKiB(p), 0);
 
 /** A free TCP port on 127.0.0.1. @returns {Promise<number>} */
@@ -107,9 +109,9 @@ module.exports = {
   CLK_TCK,
   machineBusySeconds,
   cpuSeconds,
-  cpuNanos,
   rssKiB,
   sumCpu,
+  sumCpuNanos,
   sumRss,
   freePort,
   spawnWithFdLimit,
