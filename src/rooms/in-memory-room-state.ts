@@ -8,6 +8,25 @@ export interface RoomStateOptions {
    */
   historyLimit?: number;
   /**
+   * Bytes of history kept per room (`recordBytes` of each record): the oldest records go
+   * while a room holds more; the newest is always kept.
+   * @default 262144 (256 KiB)
+   */
+  historyBytes?: number;
+  /**
+   * Rooms whose history is kept (on Redis: per shard); past it, the history of the room least
+   * recently appended to is deleted. Presence is not evicted.
+   * @default 10000
+   */
+  maxRooms?: number;
+  /**
+   * In memory only: bytes of history kept over all rooms (`recordBytes`); past it, the
+   * history of the room least recently appended to is deleted. `RedisRoomState` ignores it: there
+   * `maxRooms` × `historyBytes` bounds each shard.
+   * @default 67108864 (64 MiB)
+   */
+  maxHistoryBytes?: number;
+  /**
    * Milliseconds since the epoch; swap it in tests.
    * @default Date.now
    */

@@ -12,6 +12,23 @@ export interface ChatRecord {
   ts: number;
 }
 
+/**
+ * The bytes a record counts for, against `historyBytes` and `maxHistoryBytes`: its message's and
+ * user name's UTF-8 bytes plus 80 for the rest (id, time, room, framing). The same in every store,
+ * so a bound means the same whichever store keeps the history.
+ */
+export function recordBytes(record: { message: string; user: string }): number {
+  return Buffer.byteLength(record.message) + Buffer.byteLength(record.user) + 80;
+}
+
+/** What a store has counted since it was created, of this process's calls; read by metrics. */
+export interface RoomStateStats {
+  /** Rooms whose whole history was deleted to keep within `maxRooms` (or `maxHistoryBytes`). */
+  historyRoomsEvicted: number;
+  /** Records dropped from a room's history to keep it within `historyLimit` and `historyBytes`. */
+  historyRecordsTrimmed: number;
+}
+
 /** A room and how many sockets are in it. */
 export interface RoomSummary {
   room: string;
@@ -23,12 +40,24 @@ export interface RoomSummary {
  * (presence). This abstract class is the contract and the DI token. Implementations are in memory
  * (one process) or in Redis (every process sees the same rooms).
  *
- * - History keeps the last `limit` records per room, oldest first; ids are unique and increase
- *   within a room.
+ * - History keeps the last records of each room, oldest first; ids are unique and increase within
+ *   a room. After each append the room's oldest records are dropped while it holds more than
+ *   `historyLimit` records or more than `historyBytes` bytes ({@link recordBytes}); the newest
+ *   record is always kept, even when it alone is larger than `historyBytes`.
+ * - Rooms with history go least recently appended to first: when more than `maxRooms` rooms hold
+ *   history (on Redis: per shard; in memory also when they hold more than `maxHistoryBytes` in
+ *   all), the whole history of the room least recently appended to is deleted, until within
+ *   bounds. Presence is never evicted: a room's members stay however old its history is.
  * - Presence counts members (one per socket) and reports user names, sorted, each once however
  *   many sockets (tabs) a user has.
  */
 export abstract class RoomState {
+  /**
+   * Records trimmed and rooms evicted by this store since it was created, counted by the process
+   * whose append caused them; read at scrape time. A store that counts nothing reports zeros.
+   */
+  readonly stats: Readonly<RoomStateStats> = { historyRoomsEvicted: 0, historyRecordsTrimmed: 0 };
+
   /** Stamps `message` with an id and a time, keeps it in the room's history, returns the record. */
   abstract append(room: string, message: { message: string; user: string }): Promise<ChatRecord>;
 
@@ -63,8 +92,12 @@ export abstract class RoomState {
   /** The room's user names, sorted, each once. */
   abstract users(room: string): Promise<string[]>;
 
-  /** Rooms with at least one member. */
-  abstract rooms(): Promise<RoomSummary[]>;
+  /**
+   * Rooms with at least one member, sorted by name: all of them, or with `limit` only the `limit`
+   * with the most members (between rooms with as many, the first by name). It never walks rooms
+   * without members, however many hold history.
+   */
+  abstract rooms(limit?: number): Promise<RoomSummary[]>;
 
   /**
    * Registers a listener for presence changes this process did not cause (a process that died
