@@ -1,5 +1,6 @@
 // The library's public API: what embedding apps import.
 export * from './channel-layer';
 export * from './chat';
+export * from './chat/host-check';
 export * from './health';
 export * from './rooms';

@@ -32,24 +32,63 @@ export function compileOriginCheck(policy: OriginPolicy): OriginCheck {
 }
 
 function compileEntry(entry: string): Matcher {
-  if (entry === '*') return () => true;
+  const allowed = parseAllowedEntry(entry);
+  switch (allowed.kind) {
+    case 'any':
+      return () => true;
+    case 'origin':
+      return (origin) => origin.origin === allowed.url.origin;
+    case 'domain':
+      return (origin) => inDomain(origin.hostname, allowed.domain);
+    case 'host':
+      // A host with a port must match it; without one, any port of that host.
+      return allowed.withPort
+        ? (origin) => hostWithPort(origin) === allowed.host
+        : (origin) => origin.hostname === allowed.host;
+  }
+}
+
+/** One `allowedOrigins` entry, parsed once for the Origin check and the Host check alike. */
+export type AllowedEntry =
+  | { kind: 'any' }
+  | { kind: 'origin'; url: URL }
+  /** `.example.com`: `domain` is `example.com`, which matches itself and its subdomains. */
+  | { kind: 'domain'; domain: string }
+  /** `example.com` or `example.com:8443`, lowercased; `hostname` is without the port. */
+  | { kind: 'host'; host: string; hostname: string; withPort: boolean };
+
+/** Parses an `allowedOrigins` entry; throws a TypeError naming a malformed one. */
+export function parseAllowedEntry(entry: string): AllowedEntry {
+  if (entry === '*') return { kind: 'any' };
   const pattern = entry.trim().toLowerCase();
   if (pattern.includes('://')) {
-    const allowed = parseOrigin(pattern);
-    if (!allowed) throw new TypeError(`allowedOrigins: ${JSON.stringify(entry)} is not an origin`);
-    return (origin) => origin.origin === allowed.origin;
+    const url = parseOrigin(pattern);
+    if (!url) throw new TypeError(`allowedOrigins: ${JSON.stringify(entry)} is not an origin`);
+    return { kind: 'origin', url };
   }
-  if (pattern.startsWith('.')) {
-    const domain = pattern.slice(1);
-    return (origin) => origin.hostname === domain || origin.hostname.endsWith(pattern);
+  if (pattern.startsWith('.')) return { kind: 'domain', domain: pattern.slice(1) };
+  const parsed = pattern === '' || /[/?#@\s]/.test(pattern) ? undefined : parseHost(pattern);
+  if (!parsed) throw new TypeError(`allowedOrigins: ${JSON.stringify(entry)} is not a host`);
+  return { kind: 'host', host: pattern, hostname: parsed.hostname, withPort: hasPort(pattern) };
+}
+
+/** `hostname` is `domain` or one of its subdomains. */
+export function inDomain(hostname: string, domain: string): boolean {
+  return hostname === domain || hostname.endsWith(`.${domain}`);
+}
+
+/**
+ * A `Host` header as a URL (`hostname` lowercased, IPv6 in brackets, IPv4 in dotted form), with
+ * default ports normalized for `protocol`; undefined when it is not a plain `host[:port]`.
+ */
+export function parseHost(host: string, protocol = 'http:'): URL | undefined {
+  // No userinfo, path or whitespace: `new URL` would read `evil@127.0.0.1` as 127.0.0.1.
+  if (host === '' || /[/?#@\\\s]/.test(host)) return undefined;
+  try {
+    return new URL(`${protocol}//${host}`);
+  } catch {
+    return undefined;
   }
-  if (pattern === '' || /[/?#@\s]/.test(pattern)) {
-    throw new TypeError(`allowedOrigins: ${JSON.stringify(entry)} is not a host`);
-  }
-  // A host with a port must match it; without one, any port of that host.
-  return hasPort(pattern)
-    ? (origin) => hostWithPort(origin) === pattern
-    : (origin) => origin.hostname === pattern;
 }
 
 function parseOrigin(origin: string): URL | undefined {
@@ -63,11 +102,7 @@ function parseOrigin(origin: string): URL | undefined {
 
 /** The Origin's host equals the Host header, default ports normalized for the Origin's scheme. */
 function sameHost(origin: URL, host: string): boolean {
-  try {
-    return new URL(`${origin.protocol}//${host}`).host === origin.host;
-  } catch {
-    return false;
-  }
+  return parseHost(host, origin.protocol)?.host === origin.host;
 }
 
 function hostWithPort(url: URL): string {
