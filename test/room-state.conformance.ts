@@ -6,6 +6,7 @@ import {
   RoomStateOptions,
   compareRecordIds,
   isRecordId,
+  recordBytes,
 } from '../src';
 import { waitFor } from './channel-layer.conformance';
 
@@ -18,8 +19,9 @@ export interface RoomStateTarget {
 }
 
 /**
- * The RoomState contract as one suite: history (bounds, order, ids, `since`) and presence (tabs,
- * rooms, counts), run unchanged against every implementation.
+ * The RoomState contract as one suite: history (order, ids, `since`; bounds in records, bytes
+ * and rooms, and their stats) and presence (tabs, rooms, counts, the busiest rooms), run
+ * unchanged against every implementation.
  */
 export function describeRoomStateConformance(name: string, target: RoomStateTarget): void {
   describe(`${name} conforms to the RoomState contract`, () => {
@@ -132,6 +134,121 @@ export function describeRoomStateConformance(name: string, target: RoomStateTarg
       });
     });
 
+    describe('history bounds', () => {
+      /** A message from ann whose record counts exactly `bytes` (at least 84), tagged `tag`. */
+      const sized = (tag: string, bytes: number): { message: string; user: string } => ({
+        message: tag.padEnd(bytes - 80 - 'ann'.length, '.'),
+        user: 'ann',
+      });
+
+      /** Appends the records `tags` of `bytes` each to `room`, one after another. */
+      async function sayBytes(store: RoomState, room: string, tags: string[], bytes: number) {
+        for (const tag of tags) await store.append(room, sized(tag, bytes));
+      }
+
+      const tagsOf = (history: ChatRecord[]): string[] =>
+        history.map((record) => record.message.replace(/\.+$/, ''));
+
+      it('keeps at most historyBytes per room, dropping the oldest', async () => {
+        rooms = await make({ historyLimit: 50, historyBytes: 1000 });
+        await sayBytes(rooms, 'r', ['1', '2', '3', '4', '5', '6', '7'], 200);
+        const history = await rooms.history('r');
+        expect(tagsOf(history)).toEqual(['3', '4', '5', '6', '7']);
+        expect(history.reduce((sum, record) => sum + recordBytes(record), 0)).toBe(1000);
+      });
+
+      it('counts a record’s bytes in UTF-8', async () => {
+        rooms = await make({ historyLimit: 50, historyBytes: 1000 });
+        const wide = { message: 'é'.repeat(100), user: 'ann' }; // 200 bytes, 100 characters
+        expect(recordBytes(wide)).toBe(283);
+        for (let i = 0; i < 5; i++) await rooms.append('r', wide);
+        await expect(rooms.history('r')).resolves.toHaveLength(3);
+      });
+
+      it('always keeps the newest record, even one larger than historyBytes alone', async () => {
+        rooms = await make({ historyLimit: 50, historyBytes: 1000 });
+        await sayBytes(rooms, 'r', ['small'], 200);
+        await sayBytes(rooms, 'r', ['big'], 1500);
+        expect(tagsOf(await rooms.history('r'))).toEqual(['big']);
+        await sayBytes(rooms, 'r', ['after'], 200);
+        expect(tagsOf(await rooms.history('r'))).toEqual(['after']);
+      });
+
+      it('applies whichever of historyLimit and historyBytes is tighter', async () => {
+        rooms = await make({ historyLimit: 3, historyBytes: 1000 });
+        await sayBytes(rooms, 'few', ['1', '2', '3', '4'], 100);
+        expect(tagsOf(await rooms.history('few'))).toEqual(['2', '3', '4']);
+        await sayBytes(rooms, 'big', ['1', '2', '3', '4'], 400);
+        expect(tagsOf(await rooms.history('big'))).toEqual(['3', '4']);
+      });
+
+      it('keeps the history of at most maxRooms rooms, deleting the least recently written', async () => {
+        rooms = await make({ maxRooms: 3 });
+        await rooms.append('a', { message: 'a1', user: 'ann' });
+        await rooms.append('b', { message: 'b1', user: 'ann' });
+        await rooms.append('c', { message: 'c1', user: 'ann' });
+        await rooms.append('a', { message: 'a2', user: 'ann' }); // b is now the oldest written
+        await rooms.append('d', { message: 'd1', user: 'ann' });
+        await expect(rooms.history('b')).resolves.toEqual([]);
+        const kept = await Promise.all(['a', 'c', 'd'].map((room) => rooms.history(room)));
+        expect(kept.map((history) => history.map((record) => record.message))).toEqual([
+          ['a1', 'a2'],
+          ['c1'],
+          ['d1'],
+        ]);
+      });
+
+      it('starts a fresh history in an evicted room written to again, with later ids', async () => {
+        rooms = await make({ maxRooms: 2 });
+        const old = await rooms.append('a', { message: 'old', user: 'ann' });
+        await rooms.append('b', { message: 'b1', user: 'ann' });
+        await rooms.append('c', { message: 'c1', user: 'ann' });
+        const again = await rooms.append('a', { message: 'again', user: 'ann' });
+        await expect(rooms.history('a')).resolves.toEqual([again]);
+        expect(compareRecordIds(old.id, again.id)).toBeLessThan(0);
+        await expect(rooms.history('b')).resolves.toEqual([]);
+      });
+
+      it('never evicts presence: members stay in a room whose history went', async () => {
+        rooms = await make({ maxRooms: 2 });
+        await rooms.join('a', 'tab-1', 'ann');
+        await rooms.join('a', 'tab-2', 'bob');
+        await rooms.append('a', { message: 'a1', user: 'ann' });
+        await rooms.append('b', { message: 'b1', user: 'ann' });
+        await rooms.append('c', { message: 'c1', user: 'ann' });
+        await expect(rooms.history('a')).resolves.toEqual([]);
+        await expect(rooms.users('a')).resolves.toEqual(['ann', 'bob']);
+        await expect(rooms.rooms()).resolves.toEqual([{ room: 'a', members: 2 }]);
+      });
+
+      it('counts trimmed records and evicted rooms in stats', async () => {
+        rooms = await make({ historyLimit: 2, historyBytes: 1000, maxRooms: 2 });
+        expect(rooms.stats).toEqual({ historyRoomsEvicted: 0, historyRecordsTrimmed: 0 });
+        await say('a', 3); // one over historyLimit
+        expect(rooms.stats).toEqual({ historyRoomsEvicted: 0, historyRecordsTrimmed: 1 });
+        // One over historyLimit again, and the one left beside it over historyBytes.
+        await sayBytes(rooms, 'a', ['big'], 950);
+        expect(rooms.stats).toEqual({ historyRoomsEvicted: 0, historyRecordsTrimmed: 3 });
+        await say('b', 1);
+        await say('c', 1); // a is evicted
+        expect(rooms.stats).toEqual({ historyRoomsEvicted: 1, historyRecordsTrimmed: 3 });
+      });
+
+      it('keeps the same bounds when appending with appendAndSend', async () => {
+        rooms = await make({ historyLimit: 50, historyBytes: 1000, maxRooms: 2 });
+        const layer = await target.layerFor(rooms);
+        layers.push(layer);
+        const send = (room: string, tag: string, bytes: number) =>
+          rooms.appendAndSend(room, sized(tag, bytes), layer, 'chat.message');
+        for (const tag of ['1', '2', '3', '4', '5', '6']) await send('a', tag, 200);
+        expect(tagsOf(await rooms.history('a'))).toEqual(['2', '3', '4', '5', '6']);
+        await send('b', 'b', 200);
+        await send('c', 'c', 200);
+        await expect(rooms.history('a')).resolves.toEqual([]);
+        expect(rooms.stats).toEqual({ historyRoomsEvicted: 1, historyRecordsTrimmed: 1 });
+      });
+    });
+
     describe('appendAndSend', () => {
       it('keeps the record and sends it to the room’s group as the given type', async () => {
         const layer = await target.layerFor(rooms);
@@ -187,6 +304,42 @@ export function describeRoomStateConformance(name: string, target: RoomStateTarg
           { room: 'alpha', members: 3 },
           { room: 'zeta', members: 1 },
         ]);
+      });
+
+      it('lists with a limit only the busiest rooms, ties by name, sorted by name', async () => {
+        const sizes: Array<[string, number]> = [
+          ['echo', 2],
+          ['alpha', 1],
+          ['delta', 3],
+          ['charlie', 2],
+          ['bravo', 3],
+          ['foxtrot', 1],
+        ];
+        for (const [room, members] of sizes) {
+          for (let i = 0; i < members; i++) await rooms.join(room, `${room}-${i}`, 'ann');
+        }
+        await expect(rooms.rooms(3)).resolves.toEqual([
+          { room: 'bravo', members: 3 },
+          { room: 'charlie', members: 2 },
+          { room: 'delta', members: 3 },
+        ]);
+        await expect(rooms.rooms(1)).resolves.toEqual([{ room: 'bravo', members: 3 }]);
+        await expect(rooms.rooms(100)).resolves.toHaveLength(6);
+        const all = await rooms.rooms();
+        expect(all.map((summary) => summary.room)).toEqual([
+          'alpha',
+          'bravo',
+          'charlie',
+          'delta',
+          'echo',
+          'foxtrot',
+        ]);
+      });
+
+      it('leaves rooms with only history out of a limited list', async () => {
+        await rooms.append('loud', { message: 'nobody here', user: 'ann' });
+        await rooms.join('quiet', 'tab-1', 'ann');
+        await expect(rooms.rooms(5)).resolves.toEqual([{ room: 'quiet', members: 1 }]);
       });
 
       it('drops a room from rooms() when its last member leaves, keeping its history', async () => {
