@@ -167,13 +167,23 @@ describe('Chat over WebSocket (the seed protocol)', () => {
 
     it('accepts a frame of exactly the size limit', async () => {
       const client = await chat.join();
-      const overhead = JSON.stringify({ message: '' }).length;
-      const message = 'y'.repeat(256 * 1024 - overhead);
-      client.send({ message });
-      await expect(client.nextOfType('chat')).resolves.toMatchObject({
-        type: 'chat',
-        message,
+      const message = 'y'.repeat(1000);
+      const overhead = JSON.stringify({ message, pad: '' }).length;
+      client.send({ message, pad: ' '.repeat(256 * 1024 - overhead) });
+      await expect(client.nextOfType('chat')).resolves.toMatchObject({ type: 'chat', message });
+      await client.close();
+    });
+
+    it('sends a message of exactly maxMessageBytes (64 KiB) and refuses a longer one', async () => {
+      const client = await chat.join();
+      const longest = 'é'.repeat(32 * 1024); // two UTF-8 bytes each
+      client.send({ message: `${longest}x` });
+      await expect(nextOf(client, 'error', 'chat')).resolves.toMatchObject({
+        type: 'error',
+        code: 'message_too_long',
       });
+      client.send({ message: longest });
+      await expect(client.nextOfType('chat')).resolves.toMatchObject({ message: longest });
       await client.close();
     });
   });

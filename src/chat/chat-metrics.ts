@@ -1,13 +1,25 @@
 import { Injectable } from '@nestjs/common';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { ChannelLayer } from '../channel-layer/channel-layer';
+import { InMemoryRoomState } from '../rooms/in-memory-room-state';
+import { RoomState } from '../rooms/room-state';
+import type { AdmissionRefusal } from './admission';
+import type { GuardDrop } from './connection-guard';
+import type { RateLimitKind } from './rate-limiter';
 
 /** Layer calls whose latency is observed. */
 export type LayerOperation = 'group_send' | 'group_add' | 'group_discard';
 
 /** Why the server ended a connection. */
 export type ServerCloseReason =
-  'rate_limited' | 'heartbeat_timeout' | 'layer_unavailable' | 'invalid_session';
+  | 'rate_limited'
+  | 'heartbeat_timeout'
+  | 'layer_unavailable'
+  | 'invalid_session'
+  | 'message_timeout';
+
+/** Why a handshake was refused. */
+export type HandshakeRefusal = AdmissionRefusal | 'origin' | 'auth' | 'host';
 
 /**
  * The chat's numbers, in a Prometheus registry of its own (`registry`; `GET /metrics` serves it).
@@ -26,6 +38,12 @@ export class ChatMetrics {
   dropped = 0;
   /** Frames other than `chat` written to sockets: greetings, errors, drop notices. */
   controlFramesSent = 0;
+  /** Pings not answered because the socket's send buffer was over `maxBufferedBytes`. */
+  pongsSkipped = 0;
+  /** Error frames not sent because the socket's send buffer was over `maxBufferedBytes`. */
+  errorsSkipped = 0;
+  /** History records left out of a join's history frame to keep it within the send budget. */
+  joinHistoryTrimmed = 0;
 
   /** Every metric below, and nothing else (no process metrics: the app adds those). */
   readonly registry = new Registry();
@@ -35,13 +53,16 @@ export class ChatMetrics {
   /** Local sockets per room. */
   private readonly rooms = new Map<string, number>();
   private sendBuffers: () => number = () => 0;
+  private addresses: () => number = () => 0;
   private readonly errors: Counter<'code'>;
   private readonly refused: Counter<'reason'>;
   private readonly closed: Counter<'reason'>;
+  private readonly rateLimited: Counter<'limit'>;
+  private readonly tcpDropped: Counter<'reason'>;
   private readonly layerLatency: Histogram<'operation'>;
   private readonly layerTimers: Record<LayerOperation, Histogram.Internal<'operation'>>;
 
-  constructor(layer: ChannelLayer) {
+  constructor(layer: ChannelLayer, rooms: RoomState) {
     const registers = [this.registry];
     const fromField = (name: string, help: string, read: () => number): void => {
       new Counter({
@@ -95,6 +116,56 @@ export class ChatMetrics {
       'Bytes queued in user space for all sockets (bounded by maxBufferedBytes per socket).',
       () => this.sendBuffers(),
     );
+    gauge(
+      'chat_connection_addresses',
+      'Client addresses (IPv6: /64s) with at least one open socket.',
+      () => this.addresses(),
+    );
+    fromField(
+      'chat_pongs_skipped_total',
+      'Pings not answered because the socket had maxBufferedBytes queued.',
+      () => this.pongsSkipped,
+    );
+    fromField(
+      'chat_errors_skipped_total',
+      'Error frames not sent because the socket had maxBufferedBytes queued.',
+      () => this.errorsSkipped,
+    );
+    fromField(
+      'chat_join_history_trimmed_total',
+      "History records left out of a join's history frame to keep it within maxBufferedBytes.",
+      () => this.joinHistoryTrimmed,
+    );
+    fromField(
+      'chat_history_rooms_evicted_total',
+      'Rooms whose history was deleted to keep within maxRooms or maxHistoryBytes.',
+      () => rooms.stats.historyRoomsEvicted,
+    );
+    fromField(
+      'chat_history_records_trimmed_total',
+      "Records dropped from a room's history to keep it within historyLimit and historyBytes.",
+      () => rooms.stats.historyRecordsTrimmed,
+    );
+    if (rooms instanceof InMemoryRoomState) {
+      gauge('chat_history_rooms', 'Rooms whose history is kept in memory.', () => {
+        return rooms.historySize.rooms;
+      });
+      gauge('chat_history_bytes', 'Bytes of history kept in memory (recordBytes).', () => {
+        return rooms.historySize.bytes;
+      });
+    }
+    this.rateLimited = new Counter({
+      name: 'chat_rate_limited_total',
+      help: 'Frames (data and control) refused by the rate limit, by the budget that refused them.',
+      labelNames: ['limit'],
+      registers,
+    });
+    this.tcpDropped = new Counter({
+      name: 'chat_tcp_connections_dropped_total',
+      help: 'TCP connections dropped before their first request head, by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
     this.errors = new Counter({
       name: 'chat_errors_total',
       help: 'Error frames sent to clients, by code.',
@@ -163,7 +234,7 @@ export class ChatMetrics {
   }
 
   /** A handshake was refused (`origin`, `auth`, ...). */
-  handshakeRefused(reason: string): void {
+  handshakeRefused(reason: HandshakeRefusal): void {
     this.refused.inc({ reason });
   }
 
@@ -175,6 +246,21 @@ export class ChatMetrics {
   /** A layer call took `ms` milliseconds. */
   layerOperation(operation: LayerOperation, ms: number): void {
     this.layerTimers[operation].observe(ms / 1000);
+  }
+
+  /** A frame was refused by the `limit` budget of the rate limit. */
+  rateLimitRefused(limit: RateLimitKind): void {
+    this.rateLimited.inc({ limit });
+  }
+
+  /** The connection guard dropped a TCP connection. */
+  tcpConnectionDropped(reason: GuardDrop): void {
+    this.tcpDropped.inc({ reason });
+  }
+
+  /** Where `chat_connection_addresses` comes from: called at scrape time only. */
+  measureAddresses(read: () => number): void {
+    this.addresses = read;
   }
 
   /** Where `chat_send_buffer_bytes` comes from: called at scrape time only. */

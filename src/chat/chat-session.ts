@@ -16,6 +16,28 @@ export interface ChatSession {
 const NAME = /^[^\p{C}]{1,32}$/u;
 
 /**
+ * What shows nothing: white space, default-ignorable code points (the Hangul fillers U+115F,
+ * U+1160, U+3164 and U+FFA0 among them) and the blank Braille pattern.
+ */
+const BLANK = /[\p{White_Space}\p{Default_Ignorable_Code_Point}\u2800]/gu;
+
+/** Something that shows on its own: a letter, digit, punctuation or symbol. */
+const VISIBLE = /[\p{L}\p{N}\p{P}\p{S}]/u;
+
+/**
+ * `name`, NFKC-normalized (full-width and other compatibility forms become their plain letters),
+ * or undefined when it may not be shown: not 1–32 printable characters, nothing but blanks, or
+ * Latin letters mixed with Cyrillic or Greek ones (`аnn` with a Cyrillic `а`, to pass for `ann`).
+ */
+export function normalizeName(name: string): string | undefined {
+  const normalized = name.normalize('NFKC').trim();
+  if (!NAME.test(normalized) || !VISIBLE.test(normalized.replace(BLANK, ''))) return undefined;
+  const latin = /\p{Script=Latin}/u.test(normalized);
+  if (latin && /[\p{Script=Cyrillic}\p{Script=Greek}]/u.test(normalized)) return undefined;
+  return normalized;
+}
+
+/**
  * Reads the room (`/ws/socket-server/?room=NAME` or `<roomPath>/NAME/`), the display name and
  * the resume point from the upgrade URL. Never throws: a bad value is a `ProtocolError`.
  */
@@ -41,14 +63,14 @@ export function parseSession(
   const session: ChatSession = { room };
   const name = url.searchParams.get('name');
   if (name !== null) {
-    const trimmed = name.trim();
-    if (!NAME.test(trimmed)) {
+    const shown = normalizeName(name);
+    if (shown === undefined) {
       return new ProtocolError(
         ErrorCode.InvalidName,
-        'invalid name: use 1 to 32 printable characters',
+        'invalid name: use 1 to 32 printable characters, not only blanks, in one script',
       );
     }
-    session.name = trimmed;
+    session.name = shown;
   }
   const since = url.searchParams.get('since');
   if (since !== null && since !== '') {

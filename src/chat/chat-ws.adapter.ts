@@ -26,8 +26,12 @@ export interface SocketSink {
    * writing pre-encoded frames (see `Outbox`).
    */
   open(socket: WebSocket, request: IncomingMessage, url: URL, stream: Duplex): void;
-  /** A frame: text as a string, binary as ws gives it. */
-  frame(socket: WebSocket, data: string | RawData): void;
+  /** A message: text as a string, binary as ws gives it; `bytes`: its payload's size. */
+  frame(socket: WebSocket, data: string | RawData, bytes: number): void;
+  /** A ping. The server's ws does not answer pings itself (`autoPong: false`): the sink does. */
+  ping(socket: WebSocket, data: Buffer): void;
+  /** A pong, solicited or not. */
+  pong(socket: WebSocket, data: Buffer): void;
   close(socket: WebSocket): void;
 }
 
@@ -221,12 +225,20 @@ function accept(
   const sink = sinks.get(server);
   if (sink) {
     socket.on('message', (data: RawData, isBinary: boolean) =>
-      sink.frame(socket, isBinary ? data : data.toString()),
+      sink.frame(socket, isBinary ? data : data.toString(), rawSize(data)),
     );
+    socket.on('ping', (data: Buffer) => sink.ping(socket, data));
+    socket.on('pong', (data: Buffer) => sink.pong(socket, data));
     socket.on('close', () => sink.close(socket));
   }
   server.emit('connection', socket, request);
   sink?.open(socket, request, url, stream);
+}
+
+/** A message's payload bytes, whichever of ws' `binaryType` shapes it came in. */
+function rawSize(data: RawData): number {
+  if (Array.isArray(data)) return data.reduce((sum, chunk) => sum + chunk.length, 0);
+  return data.byteLength;
 }
 
 /** `<roomPath>/<one segment>`: the Channels tutorial's `/ws/chat/<room>/`. */

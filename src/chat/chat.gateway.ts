@@ -1,13 +1,17 @@
-import type { IncomingMessage } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { HttpException, Inject, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { HttpException, Inject, Logger, OnApplicationShutdown, Optional } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
 import { OnGatewayInit, WebSocketGateway } from '@nestjs/websockets';
 import { GATEWAY_OPTIONS } from '@nestjs/websockets/constants';
 import { WebSocket, WebSocketServer } from 'ws';
 import { ChannelLayer, ChannelMessage } from '../channel-layer/channel-layer';
 import { ChannelLayerUnavailable } from '../channel-layer/channel-layer.errors';
-import { RoomState, compareRecordIds } from '../rooms/room-state';
-import { ChatMetrics } from './chat-metrics';
+import { ChatRecord, RoomState, compareRecordIds, recordBytes } from '../rooms/room-state';
+import { Admission } from './admission';
+import { clientAddress } from './client-address';
+import { guardConnections } from './connection-guard';
+import { ChatMetrics, ServerCloseReason } from './chat-metrics';
 import { ChatSession, guestName, parseSession } from './chat-session';
 import { CHAT_WS_SERVER, setSocketSink } from './chat-ws.adapter';
 import { CHAT_MODULE_OPTIONS } from './chat.module-definition';
@@ -35,6 +39,7 @@ import {
 } from './chat.protocol';
 import { ResolvedConnectionPolicy, resolveConnectionPolicy } from './connection-policy';
 import { Heartbeat } from './heartbeat';
+import { MessageDeadline } from './message-deadline';
 import { OriginCheck, compileOriginCheck } from './origin-check';
 import { Outbox, encodeTextFrame } from './outbox';
 import { RateLimiter, RateVerdict } from './rate-limiter';
@@ -53,6 +58,8 @@ interface Connection {
   readonly session: ChatSession | ProtocolError;
   /** The room, which is the socket's group. */
   readonly room: string;
+  /** Where the client is counted by the per-address limits. */
+  readonly address: string;
   /** The name on this socket's chat messages and in presence. */
   readonly userName: string;
   /** The last message in flight: the next waits for it, so each sender's order holds. */
@@ -83,7 +90,12 @@ interface PresenceUpdate {
 }
 
 /** ws' verifyClient callback: accept, or refuse with an HTTP status. */
-type VerifyDone = (accept: boolean, status?: number, message?: string) => void;
+type VerifyDone = (
+  accept: boolean,
+  status?: number,
+  message?: string,
+  headers?: Record<string, string>,
+) => void;
 
 /** Sockets per `presenceDelayMs` of spacing between a room's announcements: see `presenceTimer`. */
 const PRESENCE_BATCH = 100;
@@ -104,6 +116,11 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
   private readonly policy: ResolvedConnectionPolicy;
   private readonly originAllowed: OriginCheck;
   private readonly heartbeat: Heartbeat;
+  private readonly deadline: MessageDeadline;
+  private readonly admission: Admission;
+  /** Undoes what `afterInit` installed on the HTTP server. */
+  private unguard?: () => void;
+  private sweeper?: NodeJS.Timeout;
   /** Whether any hook needs the connection's info (and so its upgrade request). */
   private readonly hooked: boolean;
   /** Disconnected sockets still leaving their group: shutdown waits for them. */
@@ -115,8 +132,11 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
   private readonly presenceSent = new Map<string, number>();
   /** Set on shutdown: sockets still leave, but nobody is left to tell. */
   private closing = false;
+  private proxyHinted = false;
   /** Users admitted by `authenticate`, from the handshake until the socket opens. */
   private readonly admitted = new WeakMap<IncomingMessage, ChatUser>();
+  /** Client addresses of handshakes under way, from `verify` until the socket opens. */
+  private readonly addressOf = new WeakMap<IncomingMessage, string>();
   /** The last layer message encoded: every member of one groupSend gets the same object. */
   private lastMessage?: ChannelMessage;
   private lastFrame?: Buffer;
@@ -127,9 +147,14 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
     @Inject(CHAT_MODULE_OPTIONS) options: ChatModuleOptions,
     private readonly metrics: ChatMetrics,
     private readonly rooms: RoomState,
+    @Optional() private readonly adapterHost?: HttpAdapterHost,
   ) {
     this.options = resolveChatOptions(options);
-    this.policy = resolveConnectionPolicy(options);
+    this.policy = resolveConnectionPolicy(options, this.options.maxFrameBytes);
+    this.admission = new Admission(this.policy);
+    this.deadline = new MessageDeadline(this.policy.messageTimeoutMs, (socket) =>
+      this.closeFor(socket, 'message_timeout', CloseCode.PolicyViolation, 'message timeout'),
+    );
     this.hooked = Boolean(options.onConnect ?? options.onDisconnect ?? options.onMessage);
     this.originAllowed = compileOriginCheck(this.policy);
     this.heartbeat = new Heartbeat(this.policy.heartbeatIntervalMs, {
@@ -140,6 +165,7 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
       onPong: (socket) => this.drained(socket),
     });
     metrics.measureSendBuffers(() => this.sendBufferBytes());
+    metrics.measureAddresses(() => this.admission.addresses);
     Reflect.defineMetadata(
       GATEWAY_OPTIONS,
       {
@@ -149,6 +175,8 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
         // Frames are written pre-encoded to the TCP stream (Outbox): ws would queue a compressed
         // socket's own frames behind zlib, and ours would overtake them.
         perMessageDeflate: false,
+        // Pings are answered by `onPing`, within the rate limit and the send budget.
+        autoPong: false,
         verifyClient: (info: { req: IncomingMessage }, done: VerifyDone) =>
           this.verify(info.req, done),
       },
@@ -165,10 +193,28 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
     // Sockets come straight from the adapter, not through Nest's connection and message plumbing.
     setSocketSink(server, {
       open: (socket, request, url, stream) => this.onOpen(socket, request, url, stream),
-      frame: (socket, data) => this.onFrame(socket, data),
+      frame: (socket, data, bytes) => this.onFrame(socket, data, bytes),
+      ping: (socket, data) => this.onPing(socket, data),
+      pong: (socket, data) => this.onControl(socket, data.length),
       close: (socket) => this.onClose(socket),
     });
     this.heartbeat.start();
+    this.deadline.start();
+    if (this.deadline.supported === false) {
+      this.logger.warn('this ws release hides its receiver: messageTimeoutMs is not enforced');
+    }
+    this.sweeper = setInterval(() => this.admission.sweep(performance.now()), 10_000).unref();
+    const httpServer = this.adapterHost?.httpAdapter?.getHttpServer() as HttpServer | undefined;
+    if (httpServer && typeof httpServer.on === 'function') {
+      this.unguard = guardConnections(
+        httpServer,
+        {
+          handshakeTimeoutMs: this.policy.handshakeTimeoutMs,
+          maxPendingPerAddress: this.policy.maxConnectionsPerAddress,
+        },
+        (reason) => this.metrics.tcpConnectionDropped(reason),
+      );
+    }
     // Presence changes no socket here caused (a process that died, seen by the room store).
     this.rooms.onPresenceChange((room) => this.schedulePresence(room));
   }
@@ -177,6 +223,10 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
   async onApplicationShutdown(): Promise<void> {
     this.closing = true;
     this.heartbeat.stop();
+    this.deadline.stop();
+    clearInterval(this.sweeper);
+    this.unguard?.();
+    this.unguard = undefined;
     this.presenceDue.forEach((timer) => clearTimeout(timer));
     this.presenceDue.clear();
     await Promise.all(this.leaving);
@@ -189,9 +239,12 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
       defaultRoom: this.options.group,
     });
     const room = session instanceof ProtocolError ? this.options.group : session.room;
+    const address =
+      this.addressOf.get(request) ?? clientAddress(request, this.policy.trustProxyHops);
     const connection: Connection = {
       socket,
       transport: stream,
+      address,
       info: this.hooked ? { user, group: room, request } : undefined,
       session,
       room,
@@ -208,8 +261,10 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
       dropped: 0,
     };
     this.connections.set(socket, connection);
+    this.admission.opened(address);
     this.metrics.connectionOpened();
     this.heartbeat.watch(socket);
+    this.deadline.watch(socket);
     // Called from ws' upgrade callback: a throw or rejection here would reach the process, so
     // every failure ends in failJoin.
     connection.joining = this.join(connection).catch((error: unknown) =>
@@ -221,8 +276,10 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
     const connection = this.connections.get(socket);
     if (!connection) return;
     this.connections.delete(socket);
+    this.admission.closed(connection.address);
     this.metrics.connectionClosed();
     this.heartbeat.unwatch(socket);
+    this.deadline.unwatch(socket);
     connection.closed = true;
     if (!connection.joined) return;
     const left = this.leave(connection).then(() =>
@@ -232,14 +289,33 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
     void left.finally(() => this.leaving.delete(left));
   }
 
-  /** Every client frame, from the adapter (text as a string). */
-  private onFrame(socket: WebSocket, data: unknown): void {
+  /** Every client message, from the adapter (text as a string); `bytes`: its payload's size. */
+  private onFrame(socket: WebSocket, data: unknown, bytes: number): void {
     const connection = this.connections.get(socket);
     if (!connection) return;
     this.metrics.framesReceived++;
-    if (connection.limiter && !this.withinRate(connection, connection.limiter)) return;
+    this.deadline.completed(socket);
+    if (connection.limiter && !this.withinRate(connection, connection.limiter, bytes)) return;
     if (connection.joined) this.receive(connection, data);
     else void connection.joining?.then(() => connection.joined && this.receive(connection, data));
+  }
+
+  /**
+   * A ping counts against the rate limit like any frame, and is answered only while the socket
+   * reads: a pong queued for a socket past `maxBufferedBytes` would grow server memory.
+   */
+  private onPing(socket: WebSocket, data: Buffer): void {
+    if (!this.onControl(socket, data.length) || socket.readyState !== WebSocket.OPEN) return;
+    if (socket.bufferedAmount > this.options.maxBufferedBytes) this.metrics.pongsSkipped++;
+    else socket.pong(data);
+  }
+
+  /** A control frame: `false` when the rate limit refused it (or the socket is not ours). */
+  private onControl(socket: WebSocket, bytes: number): boolean {
+    const connection = this.connections.get(socket);
+    if (!connection) return false;
+    this.metrics.framesReceived++;
+    return !connection.limiter || this.withinRate(connection, connection.limiter, bytes);
   }
 
   /** The seed's `receive`: one client frame → one `groupSend`. */
@@ -247,6 +323,17 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
     const frame = parseClientFrame(data);
     if (frame instanceof ProtocolError) {
       this.sendError(connection.socket, frame.code, frame.message);
+      return;
+    }
+    const text = frame.message;
+    const max = this.options.maxMessageBytes;
+    // UTF-8 takes at least a byte per UTF-16 unit and at most three.
+    if (text.length > max || (text.length * 3 > max && Buffer.byteLength(text) > max)) {
+      this.sendError(
+        connection.socket,
+        ErrorCode.MessageTooLong,
+        `message not sent: longer than ${max} bytes`,
+      );
       return;
     }
     // Recording (and the host's hook) is async: chain per connection so a sender's messages keep
@@ -293,19 +380,36 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
   }
 
   /** The rate limit: `false` when the frame must not be handled (refused, or the socket closed). */
-  private withinRate(connection: Connection, limiter: RateLimiter): boolean {
-    const verdict = limiter.take(performance.now());
+  private withinRate(connection: Connection, limiter: RateLimiter, bytes: number): boolean {
+    const verdict = limiter.take(performance.now(), bytes);
     if (verdict === RateVerdict.Allowed) return true;
+    this.metrics.rateLimitRefused(limiter.refusedBy);
     const { socket } = connection;
     if (socket.readyState !== WebSocket.OPEN) return false;
     if (verdict === RateVerdict.Refused) {
-      this.sendError(socket, ErrorCode.RateLimited, 'too many frames: this one was not handled');
+      const what = limiter.refusedBy === 'bytes' ? 'too many bytes' : 'too many frames';
+      this.sendError(socket, ErrorCode.RateLimited, `${what}: this one was not handled`);
     } else {
-      this.metrics.closedByServer('rate_limited');
       this.logger.warn(`closed ${connection.channel ?? 'a socket'}: it kept over the rate limit`);
-      socket.close(CloseCode.PolicyViolation, 'rate limit exceeded');
+      this.closeFor(socket, 'rate_limited', CloseCode.PolicyViolation, 'rate limit exceeded');
     }
     return false;
+  }
+
+  /**
+   * Closes a socket for cause. A peer that does not answer the close (it does not read, or is
+   * busy sending) is cut a second later, instead of holding its socket for ws' 30 s close timeout.
+   */
+  private closeFor(
+    socket: WebSocket,
+    reason: ServerCloseReason,
+    code: CloseCode,
+    why: string,
+  ): void {
+    if (socket.readyState !== WebSocket.OPEN) return;
+    this.metrics.closedByServer(reason);
+    socket.close(code, why);
+    setTimeout(() => socket.terminate(), 1000).unref();
   }
 
   /** The layer's push delivery for one socket: a message's `type` picks its handler. */
@@ -380,7 +484,12 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
     this.metrics.errorSent(ErrorCode.MessagesDropped);
   }
 
+  /** An error frame, unless the socket has `maxBufferedBytes` queued: then it would not read it. */
   private sendError(socket: WebSocket, code: ErrorCode, message: string): void {
+    if (socket.bufferedAmount > this.options.maxBufferedBytes) {
+      this.metrics.errorsSkipped++;
+      return;
+    }
     socket.send(errorFrame(code, message));
     this.metrics.errorSent(code);
   }
@@ -418,11 +527,12 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
     if (connection.closed) return this.leave(connection);
     connection.joined = true;
     this.metrics.roomJoined(room);
+    const messages = this.newestWithinBudget(history);
     const historyFrame: HistoryFrame = {
       type: 'history',
       room,
       user: connection.userName,
-      messages: history,
+      messages,
     };
     // Greeting and history in one buffer and one write: a handshake costs one system call less.
     this.outbox.write(
@@ -441,6 +551,23 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
       if (!seen) this.dispatch(connection, message);
     }
     await this.notify(this.options.onConnect, connection);
+  }
+
+  /**
+   * The newest records whose bytes fit the socket's send budget (`maxBufferedBytes`), so a join
+   * queues no more than a slow reader may: the room's own bound (`historyBytes`) is the store's,
+   * and a store shared with processes of other settings may hold more.
+   */
+  private newestWithinBudget(history: ChatRecord[]): ChatRecord[] {
+    let bytes = 0;
+    for (let i = history.length - 1; i >= 0; i--) {
+      bytes += recordBytes(history[i]);
+      if (bytes > this.options.maxBufferedBytes) {
+        this.metrics.joinHistoryTrimmed += i + 1;
+        return history.slice(i + 1);
+      }
+    }
+    return history;
   }
 
   /**
@@ -493,8 +620,23 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
     }
   }
 
-  /** The handshake: its Origin first (403, as Channels' OriginValidator), then `authenticate`. */
+  /**
+   * The handshake, cheapest checks first: the client address's budget and the connection caps
+   * (429 or 503), its Origin (403, as Channels' OriginValidator), then `authenticate`.
+   */
   private verify(request: IncomingMessage, done: VerifyDone): void {
+    const address = clientAddress(request, this.policy.trustProxyHops);
+    const refused = this.admission.check(address, performance.now());
+    if (refused) {
+      this.metrics.handshakeRefused(refused.reason);
+      if (refused.reason === 'connections_per_address') this.hintProxy(request);
+      const headers =
+        refused.retryAfter === undefined
+          ? undefined
+          : { 'Retry-After': String(refused.retryAfter) };
+      return done(false, refused.status, STATUS_CODES[refused.status], headers);
+    }
+    this.addressOf.set(request, address);
     if (!this.originAllowed(request.headers.origin, request.headers.host)) {
       this.metrics.handshakeRefused('origin');
       this.logger.debug(
@@ -526,6 +668,17 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
       this.logger.error(`authenticate hook failed: ${describe(error)}`);
       done(false, 500, 'Internal Server Error');
     }
+  }
+
+  /** Once: per-address limits biting on proxied requests usually mean `trustProxyHops` is unset. */
+  private hintProxy(request: IncomingMessage): void {
+    if (this.proxyHinted || this.policy.trustProxyHops > 0) return;
+    if (request.headers['x-forwarded-for'] === undefined) return;
+    this.proxyHinted = true;
+    this.logger.warn(
+      'maxConnectionsPerAddress refused a handshake that came through a proxy (X-Forwarded-For): ' +
+        'set trustProxyHops (TRUST_PROXY_HOPS) to count clients, not the proxy',
+    );
   }
 
   private async notify(hook: ConnectionHook | undefined, connection: Connection): Promise<void> {

@@ -38,7 +38,13 @@ const stateProviders: Provider[] = [
       buildOwned(
         RoomState,
         options.roomState,
-        () => new InMemoryRoomState({ historyLimit: resolveChatOptions(options).historyLimit }),
+        () =>
+          new InMemoryRoomState({
+            historyLimit: resolveChatOptions(options).historyLimit,
+            historyBytes: options.historyBytes,
+            maxHistoryBytes: options.maxHistoryBytes,
+            maxRooms: options.maxRooms,
+          }),
         moduleRef,
       ),
     inject: [CHAT_MODULE_OPTIONS, ModuleRef],

@@ -65,6 +65,16 @@ export interface LobbyOptions {
   route?: string;
 }
 
+/** Serving `GET /api/rooms`. */
+export interface RoomsApiOptions {
+  /**
+   * The most rooms listed: the ones with most members (ties: by name), sorted by name. Bounds
+   * what one request costs however many rooms there are.
+   * @default 100
+   */
+  limit?: number;
+}
+
 /**
  * Options that shape the module itself, so they are given to `forRoot` / `forRootAsync` directly
  * (beside `useFactory`), not returned by a factory.
@@ -76,10 +86,11 @@ export interface ChatModuleExtras {
    */
   lobby?: boolean | LobbyOptions;
   /**
-   * Serve `GET /api/rooms`: the active rooms and their member counts.
+   * Serve `GET /api/rooms`: the rooms with members and their member counts (sockets), at most
+   * `limit` of them; `true` takes the default limit. Off, the module adds no such route.
    * @default false
    */
-  roomsApi?: boolean;
+  roomsApi?: boolean | RoomsApiOptions;
 }
 
 /** Options of {@link ChatModule}; every one has a default. */
@@ -107,10 +118,29 @@ export interface ChatModuleOptions extends ConnectionPolicyOptions {
    */
   roomState?: RoomState | Type<RoomState> | (() => RoomState | Promise<RoomState>);
   /**
-   * Chat messages a room keeps for late joiners and resumes (in-memory room state).
+   * Chat messages a room keeps for late joiners and resumes (the default in-memory room store;
+   * give a store of your own its options directly).
    * @default 50
    */
   historyLimit?: number;
+  /**
+   * Bytes of history a room keeps (see `recordBytes`): older messages are dropped past it. Also
+   * bounds what a join sends.
+   * @default 262144 (256 KiB)
+   */
+  historyBytes?: number;
+  /**
+   * Bytes of history all rooms keep together, in memory: past it the history of the room written
+   * to least recently is dropped.
+   * @default 67108864 (64 MiB)
+   */
+  maxHistoryBytes?: number;
+  /**
+   * Rooms whose history is kept, in memory: past it the history of the room written to least
+   * recently is dropped (its members stay).
+   * @default 10000
+   */
+  maxRooms?: number;
   /**
    * Milliseconds between a join or leave and the presence frame: changes in between share one.
    * A room's frames are also this long apart per 100 sockets on this node, in all rooms, when it
@@ -148,6 +178,13 @@ export interface ChatModuleOptions extends ConnectionPolicyOptions {
    */
   maxFrameBytes?: number;
   /**
+   * Largest chat message in UTF-8 bytes (its `message` text); a larger one is answered with a
+   * `message_too_long` error frame and not sent. Distinct from `maxFrameBytes`, which bounds the
+   * whole frame (JSON escapes included).
+   * @default 65536 (64 KiB)
+   */
+  maxMessageBytes?: number;
+  /**
    * Bytes a socket may have queued for sending before it counts as a slow consumer: messages to it
    * are then dropped (counted, and the layer counts a full channel) instead of growing server
    * memory, until its queue is under half this; then it gets one `messages_dropped` error frame
@@ -166,6 +203,7 @@ export const CHAT_DEFAULTS = {
   presenceDelayMs: 100,
   presenceNames: 100,
   maxFrameBytes: 256 * 1024,
+  maxMessageBytes: 64 * 1024,
   maxBufferedBytes: 1024 * 1024,
 } as const;
 
@@ -187,6 +225,7 @@ export function resolveChatOptions(options: ChatModuleOptions = {}): ResolvedCha
     presenceDelayMs: options.presenceDelayMs ?? CHAT_DEFAULTS.presenceDelayMs,
     presenceNames: options.presenceNames ?? CHAT_DEFAULTS.presenceNames,
     maxFrameBytes: options.maxFrameBytes ?? CHAT_DEFAULTS.maxFrameBytes,
+    maxMessageBytes: options.maxMessageBytes ?? CHAT_DEFAULTS.maxMessageBytes,
     maxBufferedBytes: options.maxBufferedBytes ?? CHAT_DEFAULTS.maxBufferedBytes,
   };
 }

@@ -83,6 +83,8 @@ export const ErrorCode = {
   MissingMessage: 'missing_message',
   /** `message` is not a string. */
   InvalidMessage: 'invalid_message',
+  /** `message` is longer than `maxMessageBytes` (64 KiB by default): it was not sent. */
+  MessageTooLong: 'message_too_long',
   /** The frame is empty. */
   EmptyFrame: 'empty_frame',
   /** A binary frame: the protocol is JSON text. */
@@ -91,7 +93,10 @@ export const ErrorCode = {
   MessageRejected: 'message_rejected',
   /** The room in the URL breaks the group-name rules; the socket is closed (1008). */
   InvalidRoom: 'invalid_room',
-  /** `?name=` is not 1–32 printable characters; the socket is closed (1008). */
+  /**
+   * `?name=` is not 1–32 printable characters once NFKC-normalized, shows nothing but blanks, or
+   * mixes Latin letters with Cyrillic or Greek ones; the socket is closed (1008).
+   */
   InvalidName: 'invalid_name',
   /** `?since=` is not a chat frame id; the socket is closed (1008). */
   InvalidSince: 'invalid_since',
@@ -115,7 +120,10 @@ export const CloseCode = {
   GoingAway: 1001,
   /** A text frame was not valid UTF-8 (sent by `ws` itself). */
   InvalidFramePayload: 1007,
-  /** The client kept sending over the rate limit. */
+  /**
+   * The client kept sending over the rate limit, left a message unfinished past
+   * `messageTimeoutMs`, or its URL named a bad room, name or resume point.
+   */
   PolicyViolation: 1008,
   /** A frame was larger than the frame size limit (sent by `ws` itself). */
   MessageTooBig: 1009,

@@ -1,4 +1,11 @@
-import { ChatRecord, RoomState, RoomSummary, compareRecordIds } from './room-state';
+import {
+  ChatRecord,
+  RoomState,
+  RoomStateStats,
+  RoomSummary,
+  compareRecordIds,
+  recordBytes,
+} from './room-state';
 
 /** Options of the room stores. */
 export interface RoomStateOptions {
@@ -33,27 +40,45 @@ export interface RoomStateOptions {
   clock?: () => number;
 }
 
-interface Room {
-  history: ChatRecord[];
-  /** member → user name */
-  members: Map<string, string>;
+/** A room's history, oldest first, and what it counts for (`recordBytes`). */
+interface History {
+  records: ChatRecord[];
+  bytes: number;
 }
 
-/** Rooms of one process, in memory: the default, like the in-memory channel layer. */
+/**
+ * Rooms of one process, in memory: the default, like the in-memory channel layer. History and
+ * presence are kept apart, so listing rooms walks only rooms with members, and evicting a room's
+ * history leaves its members be.
+ */
 export class InMemoryRoomState extends RoomState {
+  override readonly stats: RoomStateStats = { historyRoomsEvicted: 0, historyRecordsTrimmed: 0 };
   private readonly limit: number;
+  private readonly roomBytes: number;
+  private readonly maxRooms: number;
+  private readonly maxBytes: number;
   private readonly now: () => number;
-  private readonly byName = new Map<string, Room>();
+  /** Least recently appended to first: an append moves its room to the end. */
+  private readonly histories = new Map<string, History>();
+  /** Rooms with members: member → user name. */
+  private readonly members = new Map<string, Map<string, string>>();
+  /** `bytes` of every history. */
+  private totalBytes = 0;
   private lastMs = 0;
   private seq = 0;
 
   constructor(options: RoomStateOptions = {}) {
     super();
-    this.limit = options.historyLimit ?? 50;
-    if (!Number.isInteger(this.limit) || this.limit < 0) {
-      throw new TypeError('historyLimit must be an integer >= 0');
-    }
+    this.limit = atLeast(options.historyLimit ?? 50, 0, 'historyLimit');
+    this.roomBytes = atLeast(options.historyBytes ?? 256 * 1024, 1, 'historyBytes');
+    this.maxRooms = atLeast(options.maxRooms ?? 10_000, 1, 'maxRooms');
+    this.maxBytes = atLeast(options.maxHistoryBytes ?? 64 * 1024 * 1024, 1, 'maxHistoryBytes');
     this.now = options.clock ?? Date.now;
+  }
+
+  /** Rooms holding history, and their bytes in all; for metrics. */
+  get historySize(): { rooms: number; bytes: number } {
+    return { rooms: this.histories.size, bytes: this.totalBytes };
   }
 
   async append(room: string, message: { message: string; user: string }): Promise<ChatRecord> {
@@ -73,51 +98,84 @@ export class InMemoryRoomState extends RoomState {
       id: `${this.lastMs}-${this.seq}`,
       ts,
     };
-    if (this.limit > 0) {
-      const state = this.roomOf(room);
-      state.history.push(record);
-      if (state.history.length > this.limit) state.history.shift();
-    }
+    if (this.limit > 0) this.keep(room, record);
     return record;
   }
 
   async history(room: string, since?: string): Promise<ChatRecord[]> {
-    const history = this.byName.get(room)?.history ?? [];
+    const records = this.histories.get(room)?.records ?? [];
     return since === undefined
-      ? history.slice()
-      : history.filter((record) => compareRecordIds(record.id, since) > 0);
+      ? records.slice()
+      : records.filter((record) => compareRecordIds(record.id, since) > 0);
   }
 
   async join(room: string, member: string, user: string): Promise<void> {
-    this.roomOf(room).members.set(member, user);
+    let members = this.members.get(room);
+    if (!members) this.members.set(room, (members = new Map()));
+    members.set(member, user);
   }
 
   async leave(room: string, member: string): Promise<void> {
-    const state = this.byName.get(room);
-    state?.members.delete(member);
-    if (state && state.members.size === 0 && state.history.length === 0) this.byName.delete(room);
+    const members = this.members.get(room);
+    if (members?.delete(member) && members.size === 0) this.members.delete(room);
   }
 
   async users(room: string): Promise<string[]> {
-    const members = this.byName.get(room)?.members;
+    const members = this.members.get(room);
     return members ? [...new Set(members.values())].sort() : [];
   }
 
-  async rooms(): Promise<RoomSummary[]> {
-    const summaries: RoomSummary[] = [];
-    for (const [room, state] of this.byName) {
-      if (state.members.size > 0) summaries.push({ room, members: state.members.size });
+  async rooms(limit?: number): Promise<RoomSummary[]> {
+    let summaries: RoomSummary[] = [];
+    for (const [room, members] of this.members) summaries.push({ room, members: members.size });
+    if (limit !== undefined && summaries.length > limit) {
+      summaries = summaries
+        .sort((a, b) => b.members - a.members || byName(a, b))
+        .slice(0, Math.max(0, limit));
     }
-    return summaries.sort((a, b) => a.room.localeCompare(b.room));
+    return summaries.sort(byName);
   }
 
   async close(): Promise<void> {
-    this.byName.clear();
+    this.histories.clear();
+    this.members.clear();
+    this.totalBytes = 0;
   }
 
-  private roomOf(room: string): Room {
-    let state = this.byName.get(room);
-    if (!state) this.byName.set(room, (state = { history: [], members: new Map() }));
-    return state;
+  /** Adds `record` to its room's history, then trims the room, then evicts rooms. */
+  private keep(room: string, record: ChatRecord): void {
+    let history = this.histories.get(room);
+    if (history) this.histories.delete(room);
+    else history = { records: [], bytes: 0 };
+    this.histories.set(room, history);
+    const size = recordBytes(record);
+    history.records.push(record);
+    history.bytes += size;
+    this.totalBytes += size;
+    const { records } = history;
+    while (records.length > 1 && (records.length > this.limit || history.bytes > this.roomBytes)) {
+      const dropped = recordBytes(records.shift() as ChatRecord);
+      history.bytes -= dropped;
+      this.totalBytes -= dropped;
+      this.stats.historyRecordsTrimmed++;
+    }
+    // The room just written to is the newest, so it goes last, and only if it alone is too big.
+    for (const [name, oldest] of this.histories) {
+      if (this.histories.size <= this.maxRooms && this.totalBytes <= this.maxBytes) break;
+      this.histories.delete(name);
+      this.totalBytes -= oldest.bytes;
+      this.stats.historyRoomsEvicted++;
+    }
   }
+}
+
+function byName(a: RoomSummary, b: RoomSummary): number {
+  return a.room.localeCompare(b.room);
+}
+
+function atLeast(value: number, min: number, name: string): number {
+  if (!Number.isInteger(value) || value < min) {
+    throw new TypeError(`${name} must be an integer >= ${min}`);
+  }
+  return value;
 }

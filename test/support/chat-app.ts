@@ -20,15 +20,25 @@ export interface RunningChatApp {
 }
 
 /**
+ * What tests that are not about the per-address limits run with: every client of a test comes
+ * from 127.0.0.1, so the defaults (a handshake budget of 30 at once, 100 sockets) would refuse
+ * the crowds tests make. Tests of those limits set them.
+ */
+export const UNLIMITED_ADDRESS: ChatModuleOptions = {
+  handshakeRate: false,
+  maxConnectionsPerAddress: 0,
+};
+
+/**
  * Starts the runnable AppModule on `listen(0)`, or on `port` (to restart an app where its
- * clients will look for it); close it in afterAll.
+ * clients will look for it); close it in afterAll. `options` win over {@link UNLIMITED_ADDRESS}.
  */
 export async function startChatApp(
   options: ChatModuleOptions = {},
   port = 0,
 ): Promise<RunningChatApp> {
   const moduleRef = await Test.createTestingModule({
-    imports: [AppModule.forRoot(options)],
+    imports: [AppModule.forRoot({ ...UNLIMITED_ADDRESS, ...options })],
   })
     // ServeStaticModule picks its loader when the module compiles, before a testing module has an
     // HTTP adapter, and would fall back to serving nothing: give it the Express loader it would
