@@ -1,11 +1,34 @@
 import { join } from 'node:path';
 import { ConfigurableModuleBuilder, DynamicModule } from '@nestjs/common';
 import { ServeStaticModule } from '@nestjs/serve-static';
-import { RoomsController } from '../rooms/rooms.controller';
+import type { ServerResponse } from 'node:http';
+import {
+  ROOMS_API_DEFAULT_LIMIT,
+  ROOMS_API_LIMIT,
+  RoomsController,
+} from '../rooms/rooms.controller';
 import { ChatModuleExtras, ChatModuleOptions } from './chat.options';
 
 /** Where the lobby page lives, from src/ (tests) and dist/ (the package) alike. */
 export const LOBBY_DIR = join(__dirname, '..', '..', 'client');
+
+/**
+ * The lobby's Content-Security-Policy, sent as a header with each of its files: scripts, styles
+ * and sockets from this server only, so a message that slipped into the DOM as HTML still could
+ * not run; and no framing (`frame-ancestors` works only as a header). `client/index.html` carries
+ * the same policy, less `frame-ancestors`, in a `<meta>`.
+ */
+export const LOBBY_CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "connect-src 'self'",
+  "img-src 'self' data:",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
 
 /**
  * `forRoot` / `forRootAsync` for free, as in nestjs/cache-manager. `lobby` and `roomsApi` are
@@ -22,10 +45,21 @@ export const {
   .build();
 
 function withExtras(module: DynamicModule, extras: ChatModuleExtras): DynamicModule {
-  const withApi = extras.roomsApi
-    ? { ...module, controllers: [...(module.controllers ?? []), RoomsController] }
-    : module;
-  return withLobby(withApi, extras);
+  return withLobby(withRoomsApi(module, extras), extras);
+}
+
+function withRoomsApi(module: DynamicModule, { roomsApi }: ChatModuleExtras): DynamicModule {
+  if (!roomsApi) return module;
+  const limit =
+    (typeof roomsApi === 'object' ? roomsApi.limit : undefined) ?? ROOMS_API_DEFAULT_LIMIT;
+  if (!Number.isInteger(limit) || limit < 1) {
+    throw new TypeError(`roomsApi.limit must be a positive integer, got ${String(limit)}`);
+  }
+  return {
+    ...module,
+    controllers: [...(module.controllers ?? []), RoomsController],
+    providers: [...(module.providers ?? []), { provide: ROOMS_API_LIMIT, useValue: limit }],
+  };
 }
 
 function withLobby(module: DynamicModule, { lobby }: ChatModuleExtras): DynamicModule {
@@ -36,7 +70,17 @@ function withLobby(module: DynamicModule, { lobby }: ChatModuleExtras): DynamicM
     ...module,
     imports: [
       ...(module.imports ?? []),
-      ServeStaticModule.forRoot({ rootPath: LOBBY_DIR, serveRoot, renderPath: serveRoot || '/' }),
+      ServeStaticModule.forRoot({
+        rootPath: LOBBY_DIR,
+        serveRoot,
+        renderPath: serveRoot || '/',
+        serveStaticOptions: { setHeaders: setLobbyHeaders },
+      }),
     ],
   };
+}
+
+/** serve-static's `setHeaders`, for every lobby file (index.html at the render path too). */
+function setLobbyHeaders(response: ServerResponse): void {
+  response.setHeader('Content-Security-Policy', LOBBY_CSP);
 }
