@@ -1,5 +1,22 @@
 import type { LogLevel } from '@nestjs/common';
+import type { ChatModuleOptions } from './chat/chat.options';
 import type { RateLimitOptions } from './chat/connection-policy';
+
+/** The bounds the environment sets; see the README's limits table. */
+export type EnvLimits = Pick<
+  ChatModuleOptions,
+  | 'maxMessageBytes'
+  | 'maxConnections'
+  | 'maxConnectionsPerAddress'
+  | 'handshakeRate'
+  | 'handshakeTimeoutMs'
+  | 'messageTimeoutMs'
+  | 'trustProxyHops'
+  | 'historyLimit'
+  | 'historyBytes'
+  | 'maxHistoryBytes'
+  | 'maxRooms'
+>;
 
 /** What the runnable app reads from its environment; the only place that reads process.env. */
 export interface AppConfig {
@@ -17,8 +34,19 @@ export interface AppConfig {
   allowedOrigins: string[];
   /** `REJECT_MISSING_ORIGIN`: `true` refuses handshakes without Origin; default false. */
   rejectMissingOrigin: boolean;
-  /** `RATE_LIMIT_PER_SECOND` (0 turns the limit off) and `RATE_LIMIT_BURST`; default 20 and 40. */
+  /**
+   * `RATE_LIMIT_PER_SECOND` (0 turns the limit off) and `RATE_LIMIT_BURST`, default 20 and 40;
+   * `RATE_LIMIT_BYTES_PER_SECOND` and `RATE_LIMIT_BURST_BYTES`, default 65536 and 262144 (or
+   * `MAX_FRAME_BYTES` when larger).
+   */
   rateLimit: RateLimitOptions | false;
+  /**
+   * `MAX_MESSAGE_BYTES`, `MAX_CONNECTIONS`, `MAX_CONNECTIONS_PER_ADDRESS`,
+   * `HANDSHAKES_PER_SECOND` (0 turns the handshake budget off) and `HANDSHAKE_BURST`,
+   * `HANDSHAKE_TIMEOUT_MS`, `MESSAGE_TIMEOUT_MS`, `TRUST_PROXY_HOPS`, `HISTORY_LIMIT`,
+   * `HISTORY_BYTES`, `MAX_HISTORY_BYTES`, `MAX_ROOMS`; unset ones take the module's defaults.
+   */
+  limits: EnvLimits;
   /** `HEARTBEAT_INTERVAL_MS`, default 30000; 0 turns heartbeats off. */
   heartbeatIntervalMs: number;
   /** `SHUTDOWN_TIMEOUT_MS`: how long a graceful shutdown may take before exit 1; default 10000. */
@@ -32,6 +60,18 @@ export interface AppConfig {
   redisUrl: string;
   /** `REDIS_PREFIX`: key and channel prefix, so apps can share one Redis; default `asgi`. */
   redisPrefix: string;
+  /**
+   * `INTERNAL_PORT`: the port `/metrics` and `/health/ready` are served on instead of `PORT`
+   * (`0`: any free port); default unset, i.e. on `PORT`.
+   */
+  internalPort: number | undefined;
+  /** `INTERNAL_HOST`: the address `INTERNAL_PORT` is bound to; default 127.0.0.1. */
+  internalHost: string;
+  /**
+   * `ROOMS_API` (`false` turns `GET /api/rooms` off; default true) and `ROOMS_API_LIMIT`, the
+   * most rooms it lists (default 100).
+   */
+  roomsApi: false | { limit: number };
 }
 
 const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
@@ -46,6 +86,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     throw new Error(`LOG_FORMAT must be text or json, got ${JSON.stringify(logFormat)}`);
   }
   const perSecond = integer(env, 'RATE_LIMIT_PER_SECOND', 20, 0, 1_000_000);
+  const handshakesPerSecond = optional(env, 'HANDSHAKES_PER_SECOND', 0, 1_000_000);
   const channelLayer = env.CHANNEL_LAYER || 'memory';
   if (channelLayer !== 'memory' && channelLayer !== 'redis') {
     throw new Error(`CHANNEL_LAYER must be memory or redis, got ${JSON.stringify(channelLayer)}`);
@@ -67,12 +108,41 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
         : {
             messagesPerSecond: perSecond,
             burst: integer(env, 'RATE_LIMIT_BURST', 2 * perSecond, 1, 1_000_000),
+            bytesPerSecond: optional(env, 'RATE_LIMIT_BYTES_PER_SECOND', 1, 2 ** 40),
+            burstBytes: optional(env, 'RATE_LIMIT_BURST_BYTES', 1, 2 ** 40),
           },
+    limits: {
+      maxMessageBytes: optional(env, 'MAX_MESSAGE_BYTES', 1, 100 * 1024 * 1024),
+      maxConnections: optional(env, 'MAX_CONNECTIONS', 1, 10_000_000),
+      maxConnectionsPerAddress: optional(env, 'MAX_CONNECTIONS_PER_ADDRESS', 0, 10_000_000),
+      handshakeRate:
+        handshakesPerSecond === 0
+          ? false
+          : {
+              perSecond: handshakesPerSecond,
+              burst: optional(env, 'HANDSHAKE_BURST', 1, 10_000_000),
+            },
+      handshakeTimeoutMs: optional(env, 'HANDSHAKE_TIMEOUT_MS', 0, 3_600_000),
+      messageTimeoutMs: optional(env, 'MESSAGE_TIMEOUT_MS', 0, 3_600_000),
+      trustProxyHops: optional(env, 'TRUST_PROXY_HOPS', 0, 100),
+      historyLimit: optional(env, 'HISTORY_LIMIT', 0, 1_000_000),
+      historyBytes: optional(env, 'HISTORY_BYTES', 1, 2 ** 40),
+      maxHistoryBytes: optional(env, 'MAX_HISTORY_BYTES', 1, 2 ** 40),
+      maxRooms: optional(env, 'MAX_ROOMS', 1, 100_000_000),
+    },
     heartbeatIntervalMs: integer(env, 'HEARTBEAT_INTERVAL_MS', 30_000, 0, 3_600_000),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 1, 600_000),
     channelLayer,
     redisUrl: env.REDIS_URL || 'redis://127.0.0.1:6379',
     redisPrefix: env.REDIS_PREFIX || 'asgi',
+    internalPort:
+      env.INTERNAL_PORT === undefined || env.INTERNAL_PORT === ''
+        ? undefined
+        : integer(env, 'INTERNAL_PORT', 0, 0, 65535),
+    internalHost: env.INTERNAL_HOST || '127.0.0.1',
+    roomsApi: boolean(env, 'ROOMS_API', true)
+      ? { limit: integer(env, 'ROOMS_API_LIMIT', 100, 1, 100_000) }
+      : false,
   };
 }
 
@@ -82,6 +152,17 @@ function boolean(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boole
   if (raw === 'true' || raw === '1') return true;
   if (raw === 'false' || raw === '0') return false;
   throw new Error(`${name} must be true or false, got ${JSON.stringify(raw)}`);
+}
+
+/** An integer setting, or undefined when unset (the module's default applies). */
+function optional(
+  env: NodeJS.ProcessEnv,
+  name: string,
+  min: number,
+  max: number,
+): number | undefined {
+  const raw = env[name];
+  return raw === undefined || raw === '' ? undefined : integer(env, name, 0, min, max);
 }
 
 function integer(
