@@ -298,9 +298,13 @@
     try {
       const response = await fetch('/api/rooms', { headers: { accept: 'application/json' } });
       if (response.status === 404) {
-        // An app that embeds the chat without the rooms API: no picker, the form still works.
+        // The list is turned off (or not served by an app that embeds the chat): say so once
+        // and stop asking; the form still joins any room.
         roomsApi = false;
-        ui.roomsPanel.hidden = true;
+        const off = document.createElement('li');
+        off.className = 'empty';
+        off.textContent = 'The rooms list is turned off on this server.';
+        ui.rooms.replaceChildren(off);
         return;
       }
       if (response.ok) {
