@@ -5,6 +5,7 @@ import {
   RedisRoomState,
   RedisRoomStateOptions,
   compareRecordIds,
+  recordBytes,
 } from '../src';
 import { waitFor } from './channel-layer.conformance';
 import {
@@ -83,21 +84,130 @@ describeWithRedis('RedisRoomState on a real Redis', () => {
   });
 
   describe('in Redis', () => {
-    it('keeps a room’s history in one stream under the prefix, a record a field, with a TTL', async () => {
+    it('keeps a room’s history in one stream under the prefix, a record and its size an entry, with a TTL', async () => {
       const prefix = freshPrefix();
       const store = stores.processOf(prefix, { historyLimit: 3, historyExpiry: 60 });
       for (let i = 0; i < 5; i++) await store.append('r', { message: `m${i}`, user: 'ann' });
+      const newestSent = { message: 'm4', user: 'ann' };
       const key = `${prefix}:rooms:h:r`;
       await expect(redis.type(key)).resolves.toBe('stream');
       await expect(redis.xlen(key)).resolves.toBe(3);
       const [[id, fields]] = await redis.xrevrange(key, '+', '-', 'COUNT', 1);
-      expect(fields).toEqual(['r', expect.any(String)]);
+      expect(fields).toEqual(['r', expect.any(String), 'b', String(recordBytes(newestSent))]);
       expect(JSON.parse(fields[1])).toEqual({ message: 'm4', user: 'ann', ts: expect.any(Number) });
       const [newest] = await store.history('r', undefined).then((records) => records.slice(-1));
       expect(newest.id).toBe(id);
       const ttl = await redis.pttl(key);
       expect(ttl).toBeGreaterThan(50_000);
       expect(ttl).toBeLessThanOrEqual(60_000);
+    });
+
+    it('keeps each room’s byte count exact beside its stream, with the stream’s TTL', async () => {
+      const prefix = freshPrefix();
+      const store = stores.processOf(prefix, { historyBytes: 1000, historyExpiry: 60 });
+      const sent = Array.from({ length: 12 }, (_, i) => ({
+        message: 'x'.repeat(20 + 37 * i),
+        user: i % 2 === 0 ? 'ann' : 'zoë',
+      }));
+      for (const message of sent) await store.append('r', message);
+      const kept = await store.history('r');
+      const bytes = kept.reduce((sum, record) => sum + recordBytes(record), 0);
+      expect(bytes).toBeLessThanOrEqual(1000);
+      await expect(redis.get(`${prefix}:rooms:hb:r`)).resolves.toBe(String(bytes));
+      const ttl = await redis.pttl(`${prefix}:rooms:hb:r`);
+      expect(ttl).toBeGreaterThan(50_000);
+      expect(ttl).toBeLessThanOrEqual(60_000);
+      expect(store.stats.historyRecordsTrimmed).toBe(sent.length - kept.length);
+    });
+
+    it('counts a stream that has no byte count yet once, then keeps it', async () => {
+      const prefix = freshPrefix();
+      const store = stores.processOf(prefix, { historyBytes: 1000 });
+      for (let i = 0; i < 3; i++) await store.append('r', { message: `m${i}`, user: 'ann' });
+      await redis.del(`${prefix}:rooms:hb:r`);
+      await store.append('r', { message: 'm3', user: 'ann' });
+      await expect(redis.get(`${prefix}:rooms:hb:r`)).resolves.toBe(String(4 * (2 + 3 + 80)));
+    });
+
+    it('deletes an evicted room’s keys and keeps at most maxRooms rooms in its index', async () => {
+      const prefix = freshPrefix();
+      const store = stores.processOf(prefix, { maxRooms: 3 });
+      for (const room of ['a', 'b', 'c', 'd', 'e']) {
+        await store.append(room, { message: 'hi', user: 'ann' });
+      }
+      await expect(redis.zrange(`${prefix}:rooms:written`, 0, -1)).resolves.toEqual([
+        'c',
+        'd',
+        'e',
+      ]);
+      for (const room of ['a', 'b']) {
+        await expect(
+          redis.exists(`${prefix}:rooms:h:${room}`, `${prefix}:rooms:hb:${room}`),
+        ).resolves.toBe(0);
+      }
+      await expect(redis.exists(`${prefix}:rooms:h:c`, `${prefix}:rooms:hb:c`)).resolves.toBe(2);
+      expect(store.stats.historyRoomsEvicted).toBe(2);
+    });
+
+    it('evicts for every process alike: the bound is the shard’s, not a process’s', async () => {
+      const prefix = freshPrefix();
+      const a = stores.processOf(prefix, { maxRooms: 2 });
+      const b = stores.processOf(prefix, { maxRooms: 2 });
+      await a.append('one', { message: 'hi', user: 'ann' });
+      await b.append('two', { message: 'hi', user: 'bob' });
+      await a.append('three', { message: 'hi', user: 'ann' });
+      await expect(b.history('one')).resolves.toEqual([]);
+      expect([a.stats.historyRoomsEvicted, b.stats.historyRoomsEvicted]).toEqual([1, 0]);
+    });
+
+    it('hands out later ids in a room written again in the millisecond it was evicted', async () => {
+      const prefix = freshPrefix();
+      const store = stores.processOf(prefix, { maxRooms: 1 });
+      const seen: string[] = [];
+      // Rooms take turns, so each append evicts the other room's history and recreates its own.
+      for (let i = 0; i < 20; i++) {
+        seen.push((await store.append(i % 2 === 0 ? 'x' : 'y', { message: 'hi', user: 'a' })).id);
+      }
+      const xs = seen.filter((_, i) => i % 2 === 0);
+      expect([...xs].sort(compareRecordIds)).toEqual(xs);
+      expect(new Set(xs).size).toBe(xs.length);
+    });
+
+    it('forgets in its index the rooms whose history expired', async () => {
+      const prefix = freshPrefix();
+      const store = stores.processOf(prefix, { historyExpiry: 0.2 });
+      await store.append('old', { message: 'hi', user: 'ann' });
+      await waitFor(async () => (await redis.exists(`${prefix}:rooms:h:old`)) === 0, 2000);
+      await store.append('new', { message: 'hi', user: 'ann' });
+      await expect(redis.zrange(`${prefix}:rooms:written`, 0, -1)).resolves.toEqual(['new']);
+      expect(store.stats.historyRoomsEvicted).toBe(0);
+    });
+
+    it('lists the busiest rooms over every shard', async () => {
+      const prefix = freshPrefix();
+      // Two databases of one Redis as two shards.
+      const hosts = ['/0', '/1'].map(
+        (db) => Object.assign(new URL(REDIS_URL), { pathname: db }).href,
+      );
+      const store = new RedisRoomState({ ...FAST, hosts, prefix });
+      stores.open.push(store);
+      const sizes: Array<[string, number]> = [];
+      for (let i = 0; i < 12; i++) sizes.push([`room-${String(i).padStart(2, '0')}`, (i % 4) + 1]);
+      for (const [room, members] of sizes) {
+        for (let i = 0; i < members; i++) await store.join(room, `${room}-${i}`, 'ann');
+      }
+      const busiest = sizes
+        .slice()
+        .sort((x, y) => y[1] - x[1] || (x[0] < y[0] ? -1 : 1))
+        .slice(0, 5)
+        .map(([room, members]) => ({ room, members }))
+        .sort((x, y) => x.room.localeCompare(y.room));
+      try {
+        await expect(store.rooms(5)).resolves.toEqual(busiest);
+        await expect(store.rooms()).resolves.toHaveLength(12);
+      } finally {
+        await store.flush(); // the afterAll cleans database 0 only
+      }
     });
 
     it('puts every key under <prefix>:rooms:', async () => {
@@ -289,6 +399,8 @@ describeWithRedis('RedisRoomState on a real Redis', () => {
       );
       expect(() => new RedisRoomState({ historyLimit: -1 })).toThrow(/historyLimit/);
       expect(() => new RedisRoomState({ sweepInterval: 0 })).toThrow(/sweepInterval/);
+      expect(() => new RedisRoomState({ historyBytes: -1 })).toThrow(/historyBytes/);
+      expect(() => new RedisRoomState({ maxRooms: 0 })).toThrow(/maxRooms/);
     });
   });
 });

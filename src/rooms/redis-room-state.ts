@@ -9,10 +9,11 @@ import { positiveSeconds } from '../channel-layer/channel-names';
 import { RedisHost, RedisShard, hostList } from '../channel-layer/redis-shard';
 import { consistentHash } from '../channel-layer/redis-sharding';
 import { RoomStateOptions } from './in-memory-room-state';
-import { ChatRecord, RoomState, RoomSummary } from './room-state';
+import { ChatRecord, RoomState, RoomStateStats, RoomSummary, recordBytes } from './room-state';
 import {
   APPEND,
   APPEND_AND_SEND,
+  BUSIEST,
   HEARTBEAT,
   JOIN,
   LEAVE,
@@ -20,7 +21,11 @@ import {
   SWEEP,
 } from './redis-room-scripts';
 
-/** Options of {@link RedisRoomState}: the shared ones plus where and how it keeps rooms in Redis. */
+/**
+ * Options of {@link RedisRoomState}: the shared ones plus where and how it keeps rooms in Redis.
+ * `historyLimit` and `historyBytes` bound each room, `maxRooms` the rooms with history on each
+ * shard; `maxHistoryBytes` is the in-memory store's and is ignored here.
+ */
 export interface RedisRoomStateOptions extends RoomStateOptions {
   /**
    * The Redis host(s): a URL, several URLs separated by commas or spaces, or a list of URLs,
@@ -74,13 +79,21 @@ const SWEEP_ROOMS = 100;
 const SWEEP_ROUNDS = 10;
 /** Stream entries as ioredis returns them: `[id, [field, value, ...]]`. */
 type StreamEntry = [string, string[]];
+/** What APPEND and APPEND_AND_SEND report besides the id: records trimmed, rooms evicted. */
+type Evictions = [trimmed: number, evicted: number];
 
 /**
  * Rooms in Redis, so every process of an app sees the same history, ids and presence.
  *
- * - History is a Redis stream per room, trimmed to `historyLimit`: ids are the stream's
- *   (`<ms>-<seq>`, unique and increasing within the room whichever process appended), `since`
- *   reads with an exclusive range, and each record is stored serialized once.
+ * - History is a Redis stream per room, trimmed on every append, oldest first, to at most
+ *   `historyLimit` records and `historyBytes` bytes (`recordBytes`; the newest always stays):
+ *   ids are the stream's (`<ms>-<seq>`, unique and increasing within the room whichever process
+ *   appended), `since` reads with an exclusive range, and each record is stored serialized once.
+ * - Each shard keeps the history of at most `maxRooms` rooms: the append that writes one room
+ *   too many deletes the history of the one least recently written, in the same script. So a
+ *   shard holds at most about `maxRooms` × `historyBytes` of history; an idle room's history
+ *   still expires after `historyExpiry`. Presence is never evicted. `stats` counts the records
+ *   and rooms this process's appends dropped.
  * - Presence is a hash per room of `<node id>:<member>` → user name, and `R:active` counts the
  *   members of each room. Each process renews a heartbeat (a deadline in Redis' clock); every
  *   `sweepInterval` each process drops the members of processes whose deadline has passed and
@@ -110,9 +123,12 @@ type StreamEntry = [string, string[]];
 export class RedisRoomState extends RoomState {
   /** Unique per store instance; tags this process's members in Redis. */
   readonly nodeId = randomName(12);
+  override readonly stats: RoomStateStats = { historyRoomsEvicted: 0, historyRecordsTrimmed: 0 };
 
   private readonly logger = new Logger(RedisRoomState.name);
   private readonly limit: number;
+  private readonly roomBytes: number;
+  private readonly maxRooms: number;
   private readonly now: () => number;
   private readonly root: string;
   private readonly historyTtlMs: number;
@@ -133,6 +149,14 @@ export class RedisRoomState extends RoomState {
     this.limit = options.historyLimit ?? 50;
     if (!Number.isInteger(this.limit) || this.limit < 0) {
       throw new TypeError('historyLimit must be an integer >= 0');
+    }
+    this.roomBytes = options.historyBytes ?? 262_144;
+    if (!Number.isSafeInteger(this.roomBytes) || this.roomBytes < 0) {
+      throw new TypeError('historyBytes must be an integer >= 0');
+    }
+    this.maxRooms = options.maxRooms ?? 10_000;
+    if (!Number.isSafeInteger(this.maxRooms) || this.maxRooms < 1) {
+      throw new TypeError('maxRooms must be an integer >= 1');
     }
     this.now = options.clock ?? Date.now;
     const prefix = options.prefix ?? 'asgi';
@@ -177,11 +201,12 @@ export class RedisRoomState extends RoomState {
   async append(room: string, message: { message: string; user: string }): Promise<ChatRecord> {
     this.assertOpen();
     const ts = this.now();
-    const id = (await this.shardOf(room).run(
+    const [id, ...evictions] = (await this.shardOf(room).run(
       APPEND,
-      [this.historyKey(room)],
-      [this.limit, this.historyTtlMs, this.stored(message, ts)],
-    )) as string;
+      this.appendKeys(room),
+      this.appendArgs(room, message, ts),
+    )) as [string, ...Evictions];
+    this.count(evictions);
     return { type: 'chat', message: message.message, room, user: message.user, id, ts };
   }
 
@@ -209,11 +234,12 @@ export class RedisRoomState extends RoomState {
     const at = draft.lastIndexOf('"id":""') + '"id":"'.length;
     const head = draft.slice(0, at);
     const tail = draft.slice(at);
-    const [id, members] = (await shard.run(
+    const [id, members, ...evictions] = (await shard.run(
       APPEND_AND_SEND,
-      [this.historyKey(room), route.membersKey],
-      [this.limit, this.historyTtlMs, this.stored(message, ts), route.topic, head, tail],
-    )) as [string, string[]];
+      [...this.appendKeys(room), route.membersKey],
+      [...this.appendArgs(room, message, ts), route.topic, head, tail],
+    )) as [string, string[], ...Evictions];
+    this.count(evictions);
     await route.pushToMembers(members, head + id + tail);
     return { type: 'chat', message: message.message, room, user: message.user, id, ts };
   }
@@ -268,19 +294,37 @@ export class RedisRoomState extends RoomState {
     return [...new Set(names)].sort();
   }
 
-  async rooms(): Promise<RoomSummary[]> {
+  /**
+   * Reads only `R:active` (rooms with members) of each shard: all of it, or with `limit` each
+   * shard's busiest `limit` (O(log n + limit) there), merged into the busiest `limit` overall.
+   */
+  async rooms(limit?: number): Promise<RoomSummary[]> {
     this.assertOpen();
+    if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 0)) {
+      throw new TypeError('limit must be an integer >= 0');
+    }
+    if (limit === 0) return [];
     const replies = await Promise.all(
-      this.shards.map((shard) =>
-        shard.command((client) => client.zrange(this.activeKey(), 0, -1, 'WITHSCORES')),
+      this.shards.map(
+        (shard) =>
+          (limit === undefined
+            ? shard.command((client) => client.zrange(this.activeKey(), 0, -1, 'WITHSCORES'))
+            : shard.run(BUSIEST, [this.activeKey()], [limit])) as Promise<string[]>,
       ),
     );
-    const summaries: RoomSummary[] = [];
+    let summaries: RoomSummary[] = [];
     for (const reply of replies) {
       for (let i = 0; i < reply.length; i += 2) {
         const members = Number(reply[i + 1]);
         if (members > 0) summaries.push({ room: reply[i], members });
       }
+    }
+    if (limit !== undefined && summaries.length > limit) {
+      // Ties go by name as each shard's sorted set orders them: room names are ASCII, so by code
+      // unit.
+      summaries = summaries
+        .sort((a, b) => b.members - a.members || (a.room < b.room ? -1 : a.room > b.room ? 1 : 0))
+        .slice(0, limit);
     }
     return summaries.sort((a, b) => a.room.localeCompare(b.room));
   }
@@ -418,6 +462,35 @@ export class RedisRoomState extends RoomState {
   }
 
   // --- records, keys, shards -------------------------------------------------------------------
+
+  /** KEYS of APPEND, and the first of APPEND_AND_SEND. */
+  private appendKeys(room: string): string[] {
+    const root = this.root;
+    return [this.historyKey(room), `${root}:hb:${room}`, `${root}:written`, `${root}:evicted-id`];
+  }
+
+  /** ARGV of APPEND, and the first of APPEND_AND_SEND. */
+  private appendArgs(
+    room: string,
+    message: { message: string; user: string },
+    ts: number,
+  ): Array<string | number> {
+    return [
+      this.limit,
+      this.roomBytes,
+      this.maxRooms,
+      this.historyTtlMs,
+      this.stored(message, ts),
+      recordBytes(message),
+      this.root,
+      room,
+    ];
+  }
+
+  private count([trimmed, evicted]: Evictions): void {
+    this.stats.historyRecordsTrimmed += trimmed;
+    this.stats.historyRoomsEvicted += evicted;
+  }
 
   /** A record as the stream keeps it (its id is the entry's, its room the key's). */
   private stored(message: { message: string; user: string }, ts: number): string {
