@@ -80,7 +80,7 @@ const SWEEP_ROUNDS = 10;
 /** Stream entries as ioredis returns them: `[id, [field, value, ...]]`. */
 type StreamEntry = [string, string[]];
 /** What APPEND and APPEND_AND_SEND report besides the id: records trimmed, rooms evicted. */
-type Evictions = [trimmed: number, evicted: number];
+type Dropped = [trimmed: number, evicted: number];
 
 /**
  * Rooms in Redis, so every process of an app sees the same history, ids and presence.
@@ -201,12 +201,12 @@ export class RedisRoomState extends RoomState {
   async append(room: string, message: { message: string; user: string }): Promise<ChatRecord> {
     this.assertOpen();
     const ts = this.now();
-    const [id, ...evictions] = (await this.shardOf(room).run(
+    const [id, ...dropped] = (await this.shardOf(room).run(
       APPEND,
       this.appendKeys(room),
       this.appendArgs(room, message, ts),
-    )) as [string, ...Evictions];
-    this.count(evictions);
+    )) as [string, ...Dropped];
+    this.count(dropped);
     return { type: 'chat', message: message.message, room, user: message.user, id, ts };
   }
 
@@ -234,12 +234,12 @@ export class RedisRoomState extends RoomState {
     const at = draft.lastIndexOf('"id":""') + '"id":"'.length;
     const head = draft.slice(0, at);
     const tail = draft.slice(at);
-    const [id, members, ...evictions] = (await shard.run(
+    const [id, members, ...dropped] = (await shard.run(
       APPEND_AND_SEND,
       [...this.appendKeys(room), route.membersKey],
       [...this.appendArgs(room, message, ts), route.topic, head, tail],
-    )) as [string, string[], ...Evictions];
-    this.count(evictions);
+    )) as [string, string[], ...Dropped];
+    this.count(dropped);
     await route.pushToMembers(members, head + id + tail);
     return { type: 'chat', message: message.message, room, user: message.user, id, ts };
   }
@@ -487,7 +487,7 @@ export class RedisRoomState extends RoomState {
     ];
   }
 
-  private count([trimmed, evicted]: Evictions): void {
+  private count([trimmed, evicted]: Dropped): void {
     this.stats.historyRecordsTrimmed += trimmed;
     this.stats.historyRoomsEvicted += evicted;
   }
