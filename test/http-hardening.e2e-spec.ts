@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { LOBBY_CSP } from '../src/chat/chat.module-definition';
 import { ChatTestClient } from '../src/testing';
 import { AppProcess, buildApp } from './support/app-process';
+import { launchChromium } from './support/chromium';
 
 /** The compiled app (`npm start`), and its `http://` base URL once it listens. */
 async function start(env: Record<string, string> = {}): Promise<{ app: AppProcess; url: string }> {
@@ -203,6 +204,34 @@ describe('ROOMS_API', () => {
       ]);
     } finally {
       await Promise.all(members.map((client) => client.close()));
+      app.signal('SIGTERM');
+      await app.exited;
+    }
+  });
+});
+
+describe('The lobby under npm start’s headers, in a real browser', () => {
+  it('chats, breaks no policy, and says when the rooms list is off', async () => {
+    const { app, url } = await start({ ROOMS_API: 'false' });
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      const refused: string[] = [];
+      page.on('console', (message) => {
+        if (/Content Security Policy|Refused to/i.test(message.text()))
+          refused.push(message.text());
+      });
+      await page.goto(`${url}/`);
+      await page.locator('body[data-connection="live"]').waitFor();
+      await page.fill('form#form input[name="message"]', 'hello under helmet');
+      await page.press('form#form input[name="message"]', 'Enter');
+      await page.locator('#messages', { hasText: 'hello under helmet' }).waitFor();
+      await page
+        .locator('#rooms', { hasText: 'The rooms list is turned off on this server.' })
+        .waitFor();
+      expect(refused).toEqual([]);
+    } finally {
+      await browser.close();
       app.signal('SIGTERM');
       await app.exited;
     }
