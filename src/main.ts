@@ -134,6 +134,7 @@ async function bootstrap(): Promise<void> {
         rejectMissingOrigin: config.rejectMissingOrigin,
         rateLimit: config.rateLimit,
         heartbeatIntervalMs: config.heartbeatIntervalMs,
+        ...config.limits,
         ...stateFor(config),
       },
       { roomsApi: config.roomsApi },

@@ -40,6 +40,7 @@ import {
 import { ResolvedConnectionPolicy, resolveConnectionPolicy } from './connection-policy';
 import { Heartbeat } from './heartbeat';
 import { MessageDeadline } from './message-deadline';
+import { HostCheck, compileHostCheck } from './host-check';
 import { OriginCheck, compileOriginCheck } from './origin-check';
 import { Outbox, encodeTextFrame } from './outbox';
 import { RateLimiter, RateVerdict } from './rate-limiter';
@@ -115,6 +116,7 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
   private readonly options: ResolvedChatOptions;
   private readonly policy: ResolvedConnectionPolicy;
   private readonly originAllowed: OriginCheck;
+  private readonly hostAllowed: HostCheck;
   private readonly heartbeat: Heartbeat;
   private readonly deadline: MessageDeadline;
   private readonly admission: Admission;
@@ -157,6 +159,7 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
     );
     this.hooked = Boolean(options.onConnect ?? options.onDisconnect ?? options.onMessage);
     this.originAllowed = compileOriginCheck(this.policy);
+    this.hostAllowed = compileHostCheck(this.policy);
     this.heartbeat = new Heartbeat(this.policy.heartbeatIntervalMs, {
       onTimeout: () => {
         this.metrics.closedByServer('heartbeat_timeout');
@@ -622,7 +625,8 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
 
   /**
    * The handshake, cheapest checks first: the client address's budget and the connection caps
-   * (429 or 503), its Origin (403, as Channels' OriginValidator), then `authenticate`.
+   * (429 or 503), its Host (403: one this server is reachable as, against DNS rebinding), its
+   * Origin (403, as Channels' OriginValidator), then `authenticate`.
    */
   private verify(request: IncomingMessage, done: VerifyDone): void {
     const address = clientAddress(request, this.policy.trustProxyHops);
@@ -637,6 +641,11 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
       return done(false, refused.status, STATUS_CODES[refused.status], headers);
     }
     this.addressOf.set(request, address);
+    if (!this.hostAllowed(request.headers.host, request.socket.localAddress)) {
+      this.metrics.handshakeRefused('host');
+      this.logger.debug(`refused a handshake for Host ${JSON.stringify(request.headers.host)}`);
+      return done(false, 403, 'Forbidden');
+    }
     if (!this.originAllowed(request.headers.origin, request.headers.host)) {
       this.metrics.handshakeRefused('origin');
       this.logger.debug(
