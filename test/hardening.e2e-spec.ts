@@ -44,6 +44,26 @@ describe('Origin check (allowedOrigins)', () => {
     );
   });
 
+  it('refuses a Host the server is not reachable as, even with a matching Origin (DNS rebinding)', async () => {
+    const before = await scrape(chat.httpUrl);
+    await expect(
+      ChatTestClient.connect(chat.wsUrl(), {
+        origin: 'http://evil.example',
+        headers: { host: 'evil.example' },
+      }),
+    ).rejects.toEqual(new HandshakeRefused(403));
+    const client = await ChatTestClient.connect(chat.wsUrl(), {
+      origin: chat.httpUrl.replace('127.0.0.1', 'localhost'),
+      headers: { host: chat.httpUrl.replace('http://127.0.0.1', 'localhost') },
+    });
+    await client.greeted();
+    await client.close();
+    const after = await scrape(chat.httpUrl);
+    expect(sample(after, 'chat_handshakes_refused_total{reason="host"}')).toBe(
+      sample(before, 'chat_handshakes_refused_total{reason="host"}') + 1,
+    );
+  });
+
   it('refuses the same host on another port', async () => {
     const otherPort = ownOrigin.replace(/:(\d+)$/, (_, port: string) => `:${Number(port) + 1}`);
     await expect(ChatTestClient.connect(chat.wsUrl(), { origin: otherPort })).rejects.toEqual(
@@ -338,5 +358,37 @@ describe('Health and metrics', () => {
       error: { channel_layer: { status: 'down' } },
     });
     expect((await fetch(`${chat.httpUrl}/health`)).status).toBe(200);
+  });
+});
+
+describe('Per-address limits behind a proxy (trustProxyHops)', () => {
+  let chat: RunningChatApp;
+
+  beforeAll(async () => {
+    chat = await startChatApp({ trustProxyHops: 1, maxConnectionsPerAddress: 2 });
+  });
+
+  afterAll(async () => {
+    await chat.close();
+  });
+
+  const via = (client: string, claimed = '203.0.113.99'): Promise<ChatTestClient> =>
+    ChatTestClient.connect(chat.wsUrl(), {
+      headers: { 'x-forwarded-for': `${claimed}, ${client}` },
+    }).then((socket) => socket.greeted());
+
+  it('counts each client by the address the proxy appended, not by the proxy or a claim', async () => {
+    const first = [await via('198.51.100.1'), await via('198.51.100.1', '192.0.2.1')];
+    await expect(via('198.51.100.1', '192.0.2.2')).rejects.toEqual(new HandshakeRefused(429));
+    const other = await via('198.51.100.2');
+    const metrics = await scrape(chat.httpUrl);
+    expect(sample(metrics, 'chat_connection_addresses')).toBe(2);
+    expect(sample(metrics, 'chat_handshakes_refused_total{reason="connections_per_address"}')).toBe(
+      1,
+    );
+    await Promise.all([...first, other].map((client) => client.close()));
+    await waitFor(async () => sample(await scrape(chat.httpUrl), 'chat_connections') === 0);
+    const again = await via('198.51.100.1');
+    await again.close();
   });
 });
