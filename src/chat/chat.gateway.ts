@@ -38,6 +38,7 @@ import {
   wireFrame,
 } from './chat.protocol';
 import { ResolvedConnectionPolicy, resolveConnectionPolicy } from './connection-policy';
+import { DESCRIPTOR_HEADROOM, descriptorLimit } from './descriptor-limit';
 import { Heartbeat } from './heartbeat';
 import { MessageDeadline } from './message-deadline';
 import { HostCheck, compileHostCheck } from './host-check';
@@ -153,6 +154,7 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
   ) {
     this.options = resolveChatOptions(options);
     this.policy = resolveConnectionPolicy(options, this.options.maxFrameBytes);
+    this.fitDescriptors(options.maxConnections !== undefined);
     this.admission = new Admission(this.policy);
     this.deadline = new MessageDeadline(this.policy.messageTimeoutMs, (socket) =>
       this.closeFor(socket, 'message_timeout', CloseCode.PolicyViolation, 'message timeout'),
@@ -220,6 +222,27 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
     }
     // Presence changes no socket here caused (a process that died, seen by the room store).
     this.rooms.onPresenceChange((room) => this.schedulePresence(room));
+  }
+
+  /**
+   * Keeps `maxConnections` sockets from taking the descriptors HTTP and `/health` need: the
+   * default shrinks to the process's limit less {@link DESCRIPTOR_HEADROOM}; a value the host set
+   * is kept, with a warning.
+   */
+  private fitDescriptors(explicit: boolean): void {
+    const descriptors = descriptorLimit();
+    const fits = descriptors === undefined ? Infinity : descriptors - DESCRIPTOR_HEADROOM;
+    if (this.policy.maxConnections <= fits) return;
+    const limit = `the process's ${descriptors} file descriptors (ulimit -n)`;
+    if (explicit) {
+      this.logger.warn(
+        `maxConnections (${this.policy.maxConnections}) leaves fewer than ${DESCRIPTOR_HEADROOM} of ` +
+          `${limit} for HTTP and /health: lower it or raise the limit`,
+      );
+    } else {
+      this.policy.maxConnections = Math.max(1, fits);
+      this.logger.log(`maxConnections is ${this.policy.maxConnections}, to fit ${limit}`);
+    }
   }
 
   /** Runs before the module closes the layer: sockets closed by shutdown finish leaving first. */
