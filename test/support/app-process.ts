@@ -51,6 +51,11 @@ export class AppProcess {
     throw new Error(`app did not start:\n${this.lines.join('\n')}`);
   }
 
+  /** The server's process id: its own memory is in /proc/<pid>/status. */
+  get pid(): number {
+    return this.child.pid as number;
+  }
+
   signal(signal: NodeJS.Signals): void {
     this.child.kill(signal);
   }
