@@ -56,11 +56,15 @@ export interface AttackScale {
 /** The bounds every attack is held to, besides its own refusals. */
 const BYSTANDER_P50_MS = 100;
 const BYSTANDER_MAX_MS = 1000;
-const HEALTH_MAX_MS = 1000;
+/**
+ * A fresh connection per poll: under a burst of handshakes the listen queue may drop its SYN,
+ * which the kernel resends after 1 s (measured: 1062 ms once, the bystander's max then 202 ms).
+ */
+const HEALTH_MAX_MS = 2000;
 
 /**
  * The server stayed up and answering, under `rssBoundMiB`, while the bystander got every message
- * (median under 100 ms, none over 1 s) and `/health` answered every poll within 1 s. Bounds are
+ * (median under 100 ms, none over 1 s) and `/health` answered every poll within 2 s. Bounds are
  * generous: these run on 2-core machines shared with the attackers; a server without the bounds
  * misses them by far (see the README of each attack below).
  */
