@@ -245,6 +245,17 @@ describe('Slow consumers (drop and tell)', () => {
     expect(performance.now() - started).toBeLessThan(250);
     await nextOf(sender, 'chat');
 
+    // Nor do pongs and error frames queue for it: they would grow memory as chat messages would.
+    for (let i = 0; i < 5; i++) slow.socket.ping(`p${i}`);
+    slow.socket.send('not json');
+    await waitFor(async () => {
+      const metrics = await scrape(chat.httpUrl);
+      return (
+        sample(metrics, 'chat_pongs_skipped_total') === 5 &&
+        sample(metrics, 'chat_errors_skipped_total') === 1
+      );
+    });
+
     // Once it reads again it gets what was queued, then how many it missed, then new messages.
     tcp.resume();
     await waitFor(async () => sample(await scrape(chat.httpUrl), 'chat_send_buffer_bytes') === 0);
