@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { INestApplication } from '@nestjs/common';
 import helmet from 'helmet';
 import { compileHostCheck } from './chat/host-check';
+export { isLoopback } from './chat/host-check';
 import { AppConfig } from './config';
 
 /**
@@ -54,7 +55,9 @@ export function hostCheck(config: AppConfig): Middleware {
 
 /** A path as Express routes it: decoded, case-insensitive, trailing slashes ignored. */
 function routePath(url = '/'): string {
-  const path = url.split('?', 1)[0].replace(/\/+$/, '').toLowerCase() || '/';
+  // Express routes on the path alone: a query or a fragment (which a raw client may send) is not
+  // part of it.
+  const path = url.split(/[?#]/, 1)[0].replace(/\/+$/, '').toLowerCase() || '/';
   try {
     return decodeURIComponent(path);
   } catch {
@@ -104,10 +107,6 @@ export async function listenInternal(
     server.closeAllConnections();
   });
   return server;
-}
-
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
 }
 
 export function urlOf(host: string, port: number): string {

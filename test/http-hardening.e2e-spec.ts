@@ -140,6 +140,21 @@ describe('INTERNAL_PORT', () => {
     expect((await fetch(`${url}/health`)).status).toBe(200);
   });
 
+  it('answers 404 for them on the public port with a fragment a raw client sends', async () => {
+    const { port } = new URL(url);
+    for (const path of ['/metrics#x', '/metrics/#', '/Health/Ready#?']) {
+      const status = await new Promise<number>((resolve, reject) => {
+        request({ host: '127.0.0.1', port, path }, (response) => {
+          response.resume();
+          resolve(response.statusCode ?? 0);
+        })
+          .on('error', reject)
+          .end();
+      });
+      expect(status).toBe(404);
+    }
+  });
+
   it('serves nothing else there', async () => {
     for (const path of ['/', '/lobby.js', '/api/rooms']) {
       expect((await fetch(`${internal}${path}`)).status).toBe(404);

@@ -89,9 +89,11 @@ function addressHostname(address: string): string | undefined {
   return parseHost(plain.includes(':') ? `[${plain}]` : plain)?.hostname;
 }
 
-/** `127.0.0.0/8` or `[::1]`, as {@link addressHostname} writes them. */
-function isLoopback(hostname: string): boolean {
-  return hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+/** `localhost`, `127.0.0.0/8` or `::1` (bracketed or not). */
+export function isLoopback(host: string): boolean {
+  return (
+    host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host)
+  );
 }
 
 function interfaceAddresses(): string[] {
