@@ -23,9 +23,12 @@ import { closeOnSignals } from './shutdown';
 function stateFor(config: AppConfig): Pick<ChatModuleOptions, 'layer' | 'roomState'> {
   if (config.channelLayer === 'memory') return {};
   const redis = { hosts: config.redisUrl, prefix: config.redisPrefix };
+  // The history bounds the environment sets; unset ones take the store's defaults.
+  const { historyLimit, historyBytes, maxHistoryBytes, maxRooms } = config.limits;
+  const bounds = { historyLimit, historyBytes, maxHistoryBytes, maxRooms };
   return {
     layer: () => new RedisChannelLayer(redis),
-    roomState: () => new RedisRoomState(redis),
+    roomState: () => new RedisRoomState({ ...redis, ...bounds }),
   };
 }
 

@@ -7,6 +7,7 @@ import {
   compareRecordIds,
   recordBytes,
 } from '../src';
+import { consistentHash } from '../src/channel-layer/redis-sharding';
 import { waitFor } from './channel-layer.conformance';
 import {
   REDIS_URL,
@@ -102,7 +103,7 @@ describeWithRedis('RedisRoomState on a real Redis', () => {
       expect(ttl).toBeLessThanOrEqual(60_000);
     });
 
-    it('keeps each room’s byte count exact beside its stream, with the stream’s TTL', async () => {
+    it('keeps each room’s byte count and the shard’s total exact, with the streams’ TTL', async () => {
       const prefix = freshPrefix();
       const store = stores.processOf(prefix, { historyBytes: 1000, historyExpiry: 60 });
       const sent = Array.from({ length: 12 }, (_, i) => ({
@@ -110,23 +111,49 @@ describeWithRedis('RedisRoomState on a real Redis', () => {
         user: i % 2 === 0 ? 'ann' : 'zoë',
       }));
       for (const message of sent) await store.append('r', message);
+      await store.append('s', sent[0]);
       const kept = await store.history('r');
       const bytes = kept.reduce((sum, record) => sum + recordBytes(record), 0);
       expect(bytes).toBeLessThanOrEqual(1000);
-      await expect(redis.get(`${prefix}:rooms:hb:r`)).resolves.toBe(String(bytes));
-      const ttl = await redis.pttl(`${prefix}:rooms:hb:r`);
-      expect(ttl).toBeGreaterThan(50_000);
-      expect(ttl).toBeLessThanOrEqual(60_000);
+      await expect(redis.hgetall(`${prefix}:rooms:sizes`)).resolves.toEqual({
+        r: String(bytes),
+        s: String(recordBytes(sent[0])),
+      });
+      await expect(redis.get(`${prefix}:rooms:bytes`)).resolves.toBe(
+        String(bytes + recordBytes(sent[0])),
+      );
+      for (const key of ['sizes', 'bytes']) {
+        const ttl = await redis.pttl(`${prefix}:rooms:${key}`);
+        expect(ttl).toBeGreaterThan(50_000);
+        expect(ttl).toBeLessThanOrEqual(60_000);
+      }
       expect(store.stats.historyRecordsTrimmed).toBe(sent.length - kept.length);
     });
 
-    it('counts a stream that has no byte count yet once, then keeps it', async () => {
+    it('counts a stream with no recorded size once, then keeps it, and deletes its old count', async () => {
       const prefix = freshPrefix();
       const store = stores.processOf(prefix, { historyBytes: 1000 });
       for (let i = 0; i < 3; i++) await store.append('r', { message: `m${i}`, user: 'ann' });
-      await redis.del(`${prefix}:rooms:hb:r`);
+      // As a store that kept a count per room in `R:hb:<room>` left it.
+      await redis.hdel(`${prefix}:rooms:sizes`, 'r');
+      await redis.set(`${prefix}:rooms:bytes`, 0);
+      await redis.set(`${prefix}:rooms:hb:r`, 3 * (2 + 3 + 80));
       await store.append('r', { message: 'm3', user: 'ann' });
-      await expect(redis.get(`${prefix}:rooms:hb:r`)).resolves.toBe(String(4 * (2 + 3 + 80)));
+      await expect(redis.hget(`${prefix}:rooms:sizes`, 'r')).resolves.toBe(String(4 * 85));
+      await expect(redis.get(`${prefix}:rooms:bytes`)).resolves.toBe(String(4 * 85));
+      await expect(redis.exists(`${prefix}:rooms:hb:r`)).resolves.toBe(0);
+      await store.append('r', { message: 'm4', user: 'ann' });
+      await expect(redis.get(`${prefix}:rooms:bytes`)).resolves.toBe(String(5 * 85));
+    });
+
+    it('counts the shard’s total again from the room sizes when it is missing', async () => {
+      const prefix = freshPrefix();
+      const store = stores.processOf(prefix);
+      await store.append('a', { message: 'm1', user: 'ann' });
+      await store.append('b', { message: 'm1', user: 'ann' });
+      await redis.del(`${prefix}:rooms:bytes`);
+      await store.append('c', { message: 'm1', user: 'ann' });
+      await expect(redis.get(`${prefix}:rooms:bytes`)).resolves.toBe(String(3 * 85));
     });
 
     it('deletes an evicted room’s keys and keeps at most maxRooms rooms in its index', async () => {
@@ -140,12 +167,14 @@ describeWithRedis('RedisRoomState on a real Redis', () => {
         'd',
         'e',
       ]);
+      await expect(
+        redis.hkeys(`${prefix}:rooms:sizes`).then((rooms) => rooms.sort()),
+      ).resolves.toEqual(['c', 'd', 'e']);
+      await expect(redis.get(`${prefix}:rooms:bytes`)).resolves.toBe(String(3 * (2 + 3 + 80)));
       for (const room of ['a', 'b']) {
-        await expect(
-          redis.exists(`${prefix}:rooms:h:${room}`, `${prefix}:rooms:hb:${room}`),
-        ).resolves.toBe(0);
+        await expect(redis.exists(`${prefix}:rooms:h:${room}`)).resolves.toBe(0);
       }
-      await expect(redis.exists(`${prefix}:rooms:h:c`, `${prefix}:rooms:hb:c`)).resolves.toBe(2);
+      await expect(redis.exists(`${prefix}:rooms:h:c`)).resolves.toBe(1);
       expect(store.stats.historyRoomsEvicted).toBe(2);
     });
 
@@ -158,6 +187,44 @@ describeWithRedis('RedisRoomState on a real Redis', () => {
       await a.append('three', { message: 'hi', user: 'ann' });
       await expect(b.history('one')).resolves.toEqual([]);
       expect([a.stats.historyRoomsEvicted, b.stats.historyRoomsEvicted]).toEqual([1, 0]);
+    });
+
+    it('counts the bytes of every process’s appends against one total per shard', async () => {
+      const prefix = freshPrefix();
+      const a = stores.processOf(prefix, { maxHistoryBytes: 200 });
+      const b = stores.processOf(prefix, { maxHistoryBytes: 200 });
+      await a.append('one', { message: 'hi', user: 'ann' }); // 85 bytes
+      await b.append('two', { message: 'hi', user: 'bob' }); // 170
+      await a.append('three', { message: 'hi', user: 'ann' }); // 255: one goes
+      await expect(b.history('one')).resolves.toEqual([]);
+      await expect(b.history('two')).resolves.toHaveLength(1);
+      await expect(redis.get(`${prefix}:rooms:bytes`)).resolves.toBe(String(2 * 85));
+      expect([a.stats.historyRoomsEvicted, b.stats.historyRoomsEvicted]).toEqual([1, 0]);
+    });
+
+    it('bounds each shard’s bytes with maxHistoryBytes, not their sum', async () => {
+      const prefix = freshPrefix();
+      const hosts = ['/0', '/1'].map(
+        (db) => Object.assign(new URL(REDIS_URL), { pathname: db }).href,
+      );
+      const store = new RedisRoomState({ ...FAST, hosts, prefix, maxHistoryBytes: 200 });
+      stores.open.push(store);
+      const names = Array.from({ length: 40 }, (_, i) => `room-${i}`);
+      const [x1, x2] = names.filter((room) => consistentHash(room, 2) === 0);
+      const [y1, y2] = names.filter((room) => consistentHash(room, 2) === 1);
+      try {
+        // Two rooms of 85 bytes on each shard: 340 in all, 170 per shard.
+        for (const room of [x1, y1, x2, y2]) await store.append(room, { message: 'hi', user: 'a' });
+        expect(store.stats.historyRoomsEvicted).toBe(0);
+        for (const room of [x1, y1, x2, y2])
+          await expect(store.history(room)).resolves.toHaveLength(1);
+        await store.append(x2, { message: 'hi', user: 'a' }); // 255 on the first shard: x1 goes
+        await expect(store.history(x1)).resolves.toEqual([]);
+        await expect(store.history(y1)).resolves.toHaveLength(1);
+        expect(store.stats.historyRoomsEvicted).toBe(1);
+      } finally {
+        await store.flush(); // the afterAll cleans database 0 only
+      }
     });
 
     it('hands out later ids in a room written again in the millisecond it was evicted', async () => {
@@ -181,6 +248,36 @@ describeWithRedis('RedisRoomState on a real Redis', () => {
       await store.append('new', { message: 'hi', user: 'ann' });
       await expect(redis.zrange(`${prefix}:rooms:written`, 0, -1)).resolves.toEqual(['new']);
       expect(store.stats.historyRoomsEvicted).toBe(0);
+    });
+
+    it('takes an expired room’s bytes out of the total, so they evict nobody', async () => {
+      const prefix = freshPrefix();
+      const store = stores.processOf(prefix, { historyExpiry: 0.3, maxHistoryBytes: 300 });
+      const hi = { message: 'hi', user: 'ann' }; // 85 bytes
+      await store.append('old', hi);
+      await store.append('old', hi);
+      await waitFor(async () => (await redis.exists(`${prefix}:rooms:h:old`)) === 0, 2000);
+      await store.append('new', hi);
+      await expect(redis.hgetall(`${prefix}:rooms:sizes`)).resolves.toEqual({ new: '85' });
+      await expect(redis.get(`${prefix}:rooms:bytes`)).resolves.toBe('85');
+      // 3 × 85 = 255: within 300 only if old's 170 left the total.
+      await store.append('other', hi);
+      await store.append('new', hi);
+      await expect(store.history('new')).resolves.toHaveLength(2);
+      await expect(store.history('other')).resolves.toHaveLength(1);
+      expect(store.stats.historyRoomsEvicted).toBe(0);
+    });
+
+    it('counts a room written again after its history expired from zero', async () => {
+      const prefix = freshPrefix();
+      const store = stores.processOf(prefix, { historyExpiry: 0.3 });
+      const hi = { message: 'hi', user: 'ann' };
+      await store.append('r', hi);
+      await store.append('r', hi);
+      await waitFor(async () => (await redis.exists(`${prefix}:rooms:h:r`)) === 0, 2000);
+      await store.append('r', hi);
+      await expect(redis.hgetall(`${prefix}:rooms:sizes`)).resolves.toEqual({ r: '85' });
+      await expect(redis.get(`${prefix}:rooms:bytes`)).resolves.toBe('85');
     });
 
     it('lists the busiest rooms over every shard', async () => {
@@ -401,6 +498,7 @@ describeWithRedis('RedisRoomState on a real Redis', () => {
       expect(() => new RedisRoomState({ sweepInterval: 0 })).toThrow(/sweepInterval/);
       expect(() => new RedisRoomState({ historyBytes: -1 })).toThrow(/historyBytes/);
       expect(() => new RedisRoomState({ maxRooms: 0 })).toThrow(/maxRooms/);
+      expect(() => new RedisRoomState({ maxHistoryBytes: 0 })).toThrow(/maxHistoryBytes/);
     });
   });
 });

@@ -19,9 +19,9 @@ export interface RoomStateTarget {
 }
 
 /**
- * The RoomState contract as one suite: history (order, ids, `since`; bounds in records, bytes
- * and rooms, and their stats) and presence (tabs, rooms, counts, the busiest rooms), run
- * unchanged against every implementation.
+ * The RoomState contract as one suite: history (order, ids, `since`; bounds in records and bytes
+ * per room, in rooms and bytes in all, and their stats) and presence (tabs, rooms, counts, the
+ * busiest rooms), run unchanged against every implementation.
  */
 export function describeRoomStateConformance(name: string, target: RoomStateTarget): void {
   describe(`${name} conforms to the RoomState contract`, () => {
@@ -221,6 +221,50 @@ export function describeRoomStateConformance(name: string, target: RoomStateTarg
         await expect(rooms.rooms()).resolves.toEqual([{ room: 'a', members: 2 }]);
       });
 
+      it('deletes the least recently written rooms’ history while all rooms hold more than maxHistoryBytes', async () => {
+        rooms = await make({ historyLimit: 50, historyBytes: 1000, maxHistoryBytes: 1000 });
+        await sayBytes(rooms, 'a', ['a1', 'a2'], 200);
+        await sayBytes(rooms, 'b', ['b1', 'b2'], 200);
+        await sayBytes(rooms, 'c', ['c1'], 200); // 1000 bytes in all: within
+        await expect(rooms.history('a')).resolves.toHaveLength(2);
+        await sayBytes(rooms, 'c', ['c2'], 200); // 1200: a goes, 800 left
+        await expect(rooms.history('a')).resolves.toEqual([]);
+        expect(tagsOf(await rooms.history('b'))).toEqual(['b1', 'b2']);
+        expect(tagsOf(await rooms.history('c'))).toEqual(['c1', 'c2']);
+        expect(rooms.stats.historyRoomsEvicted).toBe(1);
+      });
+
+      it('counts what trimming dropped out of maxHistoryBytes', async () => {
+        rooms = await make({ historyLimit: 2, historyBytes: 1000, maxHistoryBytes: 1000 });
+        await sayBytes(rooms, 'a', ['a1', 'a2', 'a3', 'a4'], 200); // 400 kept
+        await sayBytes(rooms, 'b', ['b1', 'b2', 'b3'], 200); // 400 kept: 800 in all
+        await sayBytes(rooms, 'c', ['c1'], 200); // 1000: within
+        expect(tagsOf(await rooms.history('a'))).toEqual(['a3', 'a4']);
+        expect(rooms.stats.historyRoomsEvicted).toBe(0);
+      });
+
+      it('deletes even the room just written when it alone holds more than maxHistoryBytes', async () => {
+        rooms = await make({ historyLimit: 50, historyBytes: 1000, maxHistoryBytes: 400 });
+        await sayBytes(rooms, 'a', ['a1'], 200);
+        const big = await rooms.append('b', sized('big', 600));
+        await expect(rooms.history('a')).resolves.toEqual([]);
+        await expect(rooms.history('b')).resolves.toEqual([]);
+        expect(rooms.stats.historyRoomsEvicted).toBe(2);
+        const after = await rooms.append('b', sized('after', 200));
+        expect(compareRecordIds(big.id, after.id)).toBeLessThan(0);
+        expect(tagsOf(await rooms.history('b'))).toEqual(['after']);
+      });
+
+      it('keeps presence in a room whose history maxHistoryBytes evicted', async () => {
+        rooms = await make({ historyLimit: 50, historyBytes: 1000, maxHistoryBytes: 400 });
+        await rooms.join('a', 'tab-1', 'ann');
+        await sayBytes(rooms, 'a', ['a1'], 200);
+        await sayBytes(rooms, 'b', ['b1', 'b2'], 200); // 600 bytes in all: a goes
+        await expect(rooms.history('a')).resolves.toEqual([]);
+        await expect(rooms.users('a')).resolves.toEqual(['ann']);
+        await expect(rooms.rooms()).resolves.toEqual([{ room: 'a', members: 1 }]);
+      });
+
       it('counts trimmed records and evicted rooms in stats', async () => {
         rooms = await make({ historyLimit: 2, historyBytes: 1000, maxRooms: 2 });
         expect(rooms.stats).toEqual({ historyRoomsEvicted: 0, historyRecordsTrimmed: 0 });
@@ -232,6 +276,19 @@ export function describeRoomStateConformance(name: string, target: RoomStateTarg
         await say('b', 1);
         await say('c', 1); // a is evicted
         expect(rooms.stats).toEqual({ historyRoomsEvicted: 1, historyRecordsTrimmed: 3 });
+      });
+
+      it('keeps maxHistoryBytes when appending with appendAndSend', async () => {
+        rooms = await make({ historyLimit: 50, historyBytes: 1000, maxHistoryBytes: 500 });
+        const layer = await target.layerFor(rooms);
+        layers.push(layer);
+        for (const room of ['a', 'b', 'c']) {
+          await rooms.appendAndSend(room, sized(room, 200), layer, 'chat.message');
+        }
+        await expect(rooms.history('a')).resolves.toEqual([]);
+        expect(tagsOf(await rooms.history('b'))).toEqual(['b']);
+        expect(tagsOf(await rooms.history('c'))).toEqual(['c']);
+        expect(rooms.stats.historyRoomsEvicted).toBe(1);
       });
 
       it('keeps the same bounds when appending with appendAndSend', async () => {

@@ -27,9 +27,9 @@ export interface RoomStateOptions {
    */
   maxRooms?: number;
   /**
-   * In memory only: bytes of history kept over all rooms (`recordBytes`); past it, the
-   * history of the room least recently appended to is deleted. `RedisRoomState` ignores it: there
-   * `maxRooms` × `historyBytes` bounds each shard.
+   * Bytes of history kept over all rooms (`recordBytes`; on Redis: per shard); past it, the
+   * history of the rooms least recently appended to is deleted until within it, the room just
+   * appended to last. Presence is not evicted.
    * @default 67108864 (64 MiB)
    */
   maxHistoryBytes?: number;

@@ -11,13 +11,24 @@ import { GROUP_SEND_FUNCTION, LuaScript } from '../channel-layer/redis-scripts';
  *   `b` the bytes it counts for (`recordBytes`). Trimmed on every append, oldest first, to at most
  *   `historyLimit` entries and `historyBytes` bytes (the newest entry always stays); its TTL
  *   (refreshed by appends) drops idle rooms.
- * - `R:hb:<room>` STRING, the sum of the stream's `b` fields, kept exact by every append and
- *   trim, with the stream's TTL.
  * - `R:written` ZSET of the rooms with history on this Redis, scored by a strictly increasing
- *   stamp of their last append (Redis time in µs, or one past the newest). Past `maxRooms`, an
- *   append deletes the history of the lowest (least recently written) rooms; entries of rooms
- *   whose history expired are dropped by the next append. So this Redis holds at most
- *   `maxRooms` histories of at most `historyBytes` each.
+ *   stamp of their last append (Redis time in µs, or one past the newest).
+ * - `R:sizes` HASH, room → the sum of its stream's `b` fields, for the rooms of `R:written`.
+ * - `R:bytes` STRING, the sum of `R:sizes`: the bytes of history this Redis holds.
+ *
+ *   Every append keeps these three exact together: it records its room's size after the trim
+ *   and adds the difference to `R:bytes`; a room whose stream is gone when it is written again
+ *   starts from zero. It then drops the entries of `R:written` older than the expiry (by Redis'
+ *   clock: their streams have expired) with their sizes, and deletes the history of the lowest
+ *   (least recently written) rooms, with their sizes, while `R:written` holds more than
+ *   `maxRooms` rooms or `R:bytes` is above `maxHistoryBytes`; the room just written goes last,
+ *   only when it alone holds more. So this Redis holds at most `maxRooms` histories, of at most
+ *   `historyBytes` each and `maxHistoryBytes` in all. A stream with no size in `R:sizes` is
+ *   counted once, from its entries, by its next append, and is in the total from then on; until
+ *   then only `maxRooms` bounds it. The three keys take the streams' TTL, so a Redis whose rooms
+ *   all went idle keeps none of them.
+ * - `R:hb:<room>` STRING, read by nothing: a byte count that stores without `R:sizes` kept beside
+ *   a stream. The append that counts the room's stream, or evicts the room, deletes it.
  * - `R:evicted-id` STRING, the highest id an evicted stream had handed out: a room written again
  *   within that millisecond starts past it, so its ids still increase.
  * - `R:p:<room>` HASH, presence: `<node>:<member>` → user name.
@@ -28,9 +39,9 @@ import { GROUP_SEND_FUNCTION, LuaScript } from '../channel-layer/redis-scripts';
  *   sweep of a dead process visits only its rooms.
  *
  * Scripts declare the keys they are given in KEYS. The append's eviction and the sweep and
- * resync scripts reach keys they compute from `R` (`R:h:<room>`, `R:p:<room>`): fine on a plain
- * Redis, which is what the store shards over; on Redis Cluster every key of a prefix would need
- * one hash tag, which is issue 20's.
+ * resync scripts reach keys they compute from `R` (`R:h:<room>`, `R:hb:<room>`, `R:p:<room>`):
+ * fine on a plain Redis, which is what the store shards over; on Redis Cluster every key of a
+ * prefix would need one hash tag, which is issue 20's.
  */
 
 const NOW = `
@@ -48,11 +59,12 @@ end
 
 /**
  * Lua defining `append(keys, argv)`, shared by {@link APPEND} and {@link APPEND_AND_SEND}:
- * the record's XADD, the trim of its room to both bounds, the room's stamp in `R:written` and the
- * eviction of the least recently written rooms past `maxRooms`, and the expiry. KEYS: stream,
- * its byte count, `R:written`, `R:evicted-id`. ARGV: historyLimit, historyBytes, maxRooms, ttl ms
- * (0: none), payload, the record's bytes, `R`, room. Returns `{id, records trimmed, rooms
- * evicted}`.
+ * the record's XADD, the trim of its room to both bounds, its size in `R:sizes` and `R:bytes`,
+ * its stamp in `R:written`, the pruning of expired rooms and the eviction of the least recently
+ * written rooms past `maxRooms` or `maxHistoryBytes`, and the expiry. KEYS: stream, `R:sizes`,
+ * `R:bytes`, `R:written`, `R:evicted-id`. ARGV: historyLimit, historyBytes, maxRooms,
+ * maxHistoryBytes, ttl ms (0: none), payload, the record's bytes, `R`, room. Returns `{id,
+ * records trimmed, rooms evicted}`.
  */
 const APPEND_FUNCTION = `
 local function entry_bytes(fields)
@@ -81,23 +93,38 @@ local function last_id(stream)
   end
 end
 
-local function append(keys, argv)
-  local stream, bytes_key, written, evicted_id = keys[1], keys[2], keys[3], keys[4]
-  local limit, max_bytes, max_rooms = tonumber(argv[1]), tonumber(argv[2]), tonumber(argv[3])
-  local ttl, size, root, room = tonumber(argv[4]), tonumber(argv[6]), argv[7], argv[8]
+local function integer(n)
+  return string.format('%.0f', n)
+end
 
+local function append(keys, argv)
+  local stream, sizes, total_key, written, evicted_id = keys[1], keys[2], keys[3], keys[4], keys[5]
+  local limit, max_bytes, max_rooms = tonumber(argv[1]), tonumber(argv[2]), tonumber(argv[3])
+  local max_total, ttl, size = tonumber(argv[4]), tonumber(argv[5]), tonumber(argv[7])
+  local root, room = argv[8], argv[9]
+
+  local total = tonumber(redis.call('GET', total_key))
+  if not total then
+    -- Only when the sum itself is gone: count it once from the sizes.
+    total = 0
+    for _, bytes in ipairs(redis.call('HVALS', sizes)) do total = total + tonumber(bytes) end
+  end
+  -- What the total holds for this room; its stream may have expired since.
+  local recorded = tonumber(redis.call('HGET', sizes, room))
   local len = redis.call('XLEN', stream)
   local bytes = 0
   if len > 0 then
-    bytes = tonumber(redis.call('GET', bytes_key))
+    bytes = recorded
     if not bytes then
-      -- A stream without its count (stored before counts were kept): count it once.
+      -- A stream whose size is not recorded: count it once.
       bytes = 0
       for _, entry in ipairs(redis.call('XRANGE', stream, '-', '+')) do
         bytes = bytes + entry_bytes(entry[2])
       end
+      redis.call('UNLINK', root .. ':hb:' .. room)
     end
   end
+  total = total - (recorded or 0) + bytes
   local next_id = '*'
   if len == 0 and redis.call('EXISTS', stream) == 0 then
     -- A new stream: past the ids of an evicted one of this room in this very millisecond.
@@ -106,13 +133,14 @@ local function append(keys, argv)
       local clock = redis.call('TIME')
       local ms, seq = string.match(mark, '^(%d+)-(%d+)$')
       if tonumber(ms) >= tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000) then
-        next_id = ms .. '-' .. string.format('%.0f', tonumber(seq) + 1)
+        next_id = ms .. '-' .. integer(tonumber(seq) + 1)
       end
     end
   end
-  local id = redis.call('XADD', stream, next_id, 'r', argv[5], 'b', size)
+  local id = redis.call('XADD', stream, next_id, 'r', argv[6], 'b', size)
   len = len + 1
   bytes = bytes + size
+  total = total + size
 
   -- Oldest first, while over either bound; the newest stays however big (not with limit 0).
   local trimmed = 0
@@ -123,20 +151,18 @@ local function append(keys, argv)
     if #entries == 0 then break end
     for _, entry in ipairs(entries) do
       if not (len > limit or (len > 1 and bytes > max_bytes)) then break end
+      local dropped = entry_bytes(entry[2])
       len = len - 1
-      bytes = bytes - entry_bytes(entry[2])
+      bytes = bytes - dropped
+      total = total - dropped
       trimmed = trimmed + 1
       after = '(' .. entry[1]
     end
     batch = batch * 2
   end
   if trimmed > 0 then redis.call('XTRIM', stream, 'MAXLEN', len) end
-  if ttl > 0 then
-    redis.call('PEXPIRE', stream, ttl)
-    redis.call('SET', bytes_key, bytes, 'PX', ttl)
-  else
-    redis.call('SET', bytes_key, bytes)
-  end
+  if ttl > 0 then redis.call('PEXPIRE', stream, ttl) end
+  redis.call('HSET', sizes, room, integer(bytes))
 
   -- Stamps increase strictly, so appends in one microsecond keep their order too.
   local clock = redis.call('TIME')
@@ -144,31 +170,56 @@ local function append(keys, argv)
   local stamp = now
   local newest = redis.call('ZRANGE', written, -1, -1, 'WITHSCORES')
   if newest[2] and tonumber(newest[2]) >= stamp then stamp = tonumber(newest[2]) + 1 end
-  redis.call('ZADD', written, string.format('%.0f', stamp), room)
+  redis.call('ZADD', written, integer(stamp), room)
   if ttl > 0 then
     -- Written to longer ago than the expiry (by Redis' clock): their history is gone already.
-    redis.call('ZREMRANGEBYSCORE', written, '-inf', string.format('(%.0f', now - ttl * 1000))
-    redis.call('PEXPIRE', written, ttl)
-  end
-  local evicted = 0
-  local over = redis.call('ZCARD', written) - max_rooms
-  if over > 0 then
-    local mark = redis.call('GET', evicted_id)
-    for _, old in ipairs(redis.call('ZRANGE', written, 0, over - 1)) do
-      local old_stream = root .. ':h:' .. old
-      if redis.call('EXISTS', old_stream) == 1 then
-        local last = last_id(old_stream)
-        if not mark or later(last, mark) then mark = last end
-        evicted = evicted + 1
-      end
-      redis.call('UNLINK', old_stream, root .. ':hb:' .. old)
+    local cutoff = '(' .. integer(now - ttl * 1000)
+    local expired = redis.call('ZRANGEBYSCORE', written, '-inf', cutoff)
+    for _, old in ipairs(expired) do
+      total = total - (tonumber(redis.call('HGET', sizes, old)) or 0)
+      redis.call('HDEL', sizes, old)
     end
-    redis.call('ZREMRANGEBYRANK', written, 0, over - 1)
+    if #expired > 0 then redis.call('ZREMRANGEBYSCORE', written, '-inf', cutoff) end
+  end
+
+  -- Least recently written first, while over either bound; this room is the newest.
+  local evicted = 0
+  local rooms = redis.call('ZCARD', written)
+  if rooms > max_rooms or total > max_total then
+    local mark = redis.call('GET', evicted_id)
+    while rooms > max_rooms or total > max_total do
+      local batch = math.min(math.max(rooms - max_rooms, 16), 1000)
+      local oldest = redis.call('ZRANGE', written, 0, batch - 1)
+      if #oldest == 0 then break end
+      local gone = 0
+      for _, old in ipairs(oldest) do
+        if not (rooms > max_rooms or total > max_total) then break end
+        local old_stream = root .. ':h:' .. old
+        if redis.call('EXISTS', old_stream) == 1 then
+          local last = last_id(old_stream)
+          if not mark or later(last, mark) then mark = last end
+          evicted = evicted + 1
+        end
+        redis.call('UNLINK', old_stream, root .. ':hb:' .. old)
+        total = total - (tonumber(redis.call('HGET', sizes, old)) or 0)
+        redis.call('HDEL', sizes, old)
+        rooms = rooms - 1
+        gone = gone + 1
+      end
+      redis.call('ZREMRANGEBYRANK', written, 0, gone - 1)
+    end
     if mark and ttl > 0 then
       redis.call('SET', evicted_id, mark, 'PX', ttl)
     elseif mark then
       redis.call('SET', evicted_id, mark)
     end
+  end
+  if ttl > 0 then
+    redis.call('SET', total_key, integer(total), 'PX', ttl)
+    redis.call('PEXPIRE', sizes, ttl)
+    redis.call('PEXPIRE', written, ttl)
+  else
+    redis.call('SET', total_key, integer(total))
   end
   return {id, trimmed, evicted}
 end
@@ -185,15 +236,15 @@ return append(KEYS, ARGV)
 
 /**
  * {@link APPEND}, then the channel layer's `group_send` of the chat message carrying the new id,
- * in one step. KEYS: APPEND's four, then the group's ordinary members (the layer's key). ARGV:
- * APPEND's eight, then the group's topic, the message's JSON up to its id and after it.
+ * in one step. KEYS: APPEND's five, then the group's ordinary members (the layer's key). ARGV:
+ * APPEND's nine, then the group's topic, the message's JSON up to its id and after it.
  * Returns `{id, the group's live ordinary members, records trimmed, rooms evicted}`. Being
  * atomic, it publishes a room's messages in id order whichever process appended them.
  */
 export const APPEND_AND_SEND = new LuaScript(`${APPEND_FUNCTION}${GROUP_SEND_FUNCTION}
 local appended = append(KEYS, ARGV)
 local id = appended[1]
-return {id, group_send(KEYS[5], ARGV[9], ARGV[10] .. id .. ARGV[11]), appended[2], appended[3]}
+return {id, group_send(KEYS[6], ARGV[10], ARGV[11] .. id .. ARGV[12]), appended[2], appended[3]}
 `);
 
 /**

@@ -23,8 +23,8 @@ import {
 
 /**
  * Options of {@link RedisRoomState}: the shared ones plus where and how it keeps rooms in Redis.
- * `historyLimit` and `historyBytes` bound each room, `maxRooms` the rooms with history on each
- * shard; `maxHistoryBytes` is the in-memory store's and is ignored here.
+ * `historyLimit` and `historyBytes` bound each room; `maxRooms` and `maxHistoryBytes` bound the
+ * rooms with history and their bytes in all on each shard (each Redis of `hosts`).
  */
 export interface RedisRoomStateOptions extends RoomStateOptions {
   /**
@@ -89,11 +89,12 @@ type Dropped = [trimmed: number, evicted: number];
  *   `historyLimit` records and `historyBytes` bytes (`recordBytes`; the newest always stays):
  *   ids are the stream's (`<ms>-<seq>`, unique and increasing within the room whichever process
  *   appended), `since` reads with an exclusive range, and each record is stored serialized once.
- * - Each shard keeps the history of at most `maxRooms` rooms: the append that writes one room
- *   too many deletes the history of the one least recently written, in the same script. So a
- *   shard holds at most about `maxRooms` × `historyBytes` of history; an idle room's history
- *   still expires after `historyExpiry`. Presence is never evicted. `stats` counts the records
- *   and rooms this process's appends dropped.
+ * - Each shard keeps the history of at most `maxRooms` rooms and at most `maxHistoryBytes` bytes
+ *   of history in all (`recordBytes`): the append that takes a shard past either deletes, in the
+ *   same script, the history of the rooms least recently written until within both; the room
+ *   just written goes last, only when it alone holds more. An idle room's history expires after
+ *   `historyExpiry`, and its bytes leave the shard's count at the shard's next append. Presence
+ *   is never evicted. `stats` counts the records and rooms this process's appends dropped.
  * - Presence is a hash per room of `<node id>:<member>` → user name, and `R:active` counts the
  *   members of each room. Each process renews a heartbeat (a deadline in Redis' clock); every
  *   `sweepInterval` each process drops the members of processes whose deadline has passed and
@@ -129,6 +130,7 @@ export class RedisRoomState extends RoomState {
   private readonly limit: number;
   private readonly roomBytes: number;
   private readonly maxRooms: number;
+  private readonly maxBytes: number;
   private readonly now: () => number;
   private readonly root: string;
   private readonly historyTtlMs: number;
@@ -157,6 +159,10 @@ export class RedisRoomState extends RoomState {
     this.maxRooms = options.maxRooms ?? 10_000;
     if (!Number.isSafeInteger(this.maxRooms) || this.maxRooms < 1) {
       throw new TypeError('maxRooms must be an integer >= 1');
+    }
+    this.maxBytes = options.maxHistoryBytes ?? 67_108_864;
+    if (!Number.isSafeInteger(this.maxBytes) || this.maxBytes < 1) {
+      throw new TypeError('maxHistoryBytes must be an integer >= 1');
     }
     this.now = options.clock ?? Date.now;
     const prefix = options.prefix ?? 'asgi';
@@ -466,7 +472,13 @@ export class RedisRoomState extends RoomState {
   /** KEYS of APPEND, and the first of APPEND_AND_SEND. */
   private appendKeys(room: string): string[] {
     const root = this.root;
-    return [this.historyKey(room), `${root}:hb:${room}`, `${root}:written`, `${root}:evicted-id`];
+    return [
+      this.historyKey(room),
+      `${root}:sizes`,
+      `${root}:bytes`,
+      `${root}:written`,
+      `${root}:evicted-id`,
+    ];
   }
 
   /** ARGV of APPEND, and the first of APPEND_AND_SEND. */
@@ -479,6 +491,7 @@ export class RedisRoomState extends RoomState {
       this.limit,
       this.roomBytes,
       this.maxRooms,
+      this.maxBytes,
       this.historyTtlMs,
       this.stored(message, ts),
       recordBytes(message),
