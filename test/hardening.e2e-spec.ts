@@ -1,4 +1,4 @@
-import type { Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import WebSocket from 'ws';
 import { ChatTestClient, HandshakeRefused } from '../src/testing';
 import { waitFor } from './channel-layer.conformance';
@@ -401,5 +401,122 @@ describe('Per-address limits behind a proxy (trustProxyHops)', () => {
     await waitFor(async () => sample(await scrape(chat.httpUrl), 'chat_connections') === 0);
     const again = await via('198.51.100.1');
     await again.close();
+  });
+});
+
+describe('What a handshake may hold', () => {
+  it('gives authenticate handshakeTimeoutMs to decide, then refuses with 503', async () => {
+    const chat = await startChatApp({
+      authenticate: () => new Promise<never>(() => undefined),
+      handshakeTimeoutMs: 300,
+    });
+    try {
+      await expect(ChatTestClient.connect(chat.wsUrl())).rejects.toEqual(new HandshakeRefused(503));
+      const metrics = await scrape(chat.httpUrl);
+      expect(sample(metrics, 'chat_handshakes_refused_total{reason="auth_timeout"}')).toBe(1);
+    } finally {
+      await chat.close();
+    }
+  });
+
+  it('counts handshakes against maxConnections while authenticate decides', async () => {
+    const chat = await startChatApp({
+      authenticate: async () => {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        return { id: 'u' };
+      },
+      maxConnections: 2,
+    });
+    try {
+      const outcomes = await Promise.all(
+        Array.from({ length: 4 }, () =>
+          ChatTestClient.connect(chat.wsUrl()).then(
+            async (client) => {
+              await client.greeted();
+              return client;
+            },
+            (error: unknown) => error,
+          ),
+        ),
+      );
+      const opened = outcomes.filter((outcome) => outcome instanceof ChatTestClient);
+      expect(opened).toHaveLength(2);
+      expect(outcomes.filter((outcome) => outcome instanceof HandshakeRefused)).toEqual([
+        new HandshakeRefused(503),
+        new HandshakeRefused(503),
+      ]);
+      await Promise.all(opened.map((client) => client.close()));
+    } finally {
+      await chat.close();
+    }
+  });
+
+  it('drops a kept-alive HTTP connection that trickles its next request head', async () => {
+    const chat = await startChatApp({ handshakeTimeoutMs: 300 });
+    try {
+      const { port } = new URL(chat.httpUrl);
+      const socket = connect(Number(port), '127.0.0.1');
+      const closed = new Promise<number>((resolve) =>
+        socket.once('close', () => resolve(Date.now())),
+      );
+      let answered = '';
+      const firstResponse = new Promise<void>((resolve) =>
+        socket.on('data', (chunk: Buffer) => {
+          answered += chunk.toString();
+          if (answered.includes('"status":"ok"')) resolve();
+        }),
+      );
+      socket.write('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+      await firstResponse;
+      const started = Date.now();
+      const trickle = setInterval(() => socket.write('X'), 50);
+      socket.write('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ');
+      const at = await closed;
+      clearInterval(trickle);
+      expect(at - started).toBeLessThan(2000);
+      const metrics = await scrape(chat.httpUrl);
+      expect(
+        sample(metrics, 'chat_tcp_connections_dropped_total{reason="handshake_timeout"}'),
+      ).toBe(1);
+    } finally {
+      await chat.close();
+    }
+  });
+});
+
+describe("A join's history", () => {
+  it('is cut to the newest records whose frame fits maxBufferedBytes, JSON escapes included', async () => {
+    const maxBufferedBytes = 16 * 1024;
+    const chat = await startChatApp({ maxBufferedBytes, historyBytes: 1024 * 1024 });
+    try {
+      const sender = await chat.join('/ws/socket-server/?room=escapes');
+      // Each control character is six bytes of JSON: every message is about 6 KiB on the wire.
+      for (let i = 0; i < 10; i++) {
+        sender.send({ message: `${i}${'\u0001'.repeat(1000)}` });
+        await nextOf(sender, 'chat');
+      }
+      const raw = new WebSocket(chat.wsUrl('/ws/socket-server/?room=escapes'));
+      const frames = await new Promise<Buffer[]>((resolve, reject) => {
+        const received: Buffer[] = [];
+        raw.on('message', (data: Buffer) => {
+          received.push(data);
+          if (received.length === 2) resolve(received);
+        });
+        raw.once('error', reject);
+      });
+      raw.close();
+      expect(frames[1].length).toBeLessThanOrEqual(maxBufferedBytes);
+      const history = JSON.parse(frames[1].toString()) as { messages: { message: string }[] };
+      const kept = history.messages.map((record) => record.message.slice(0, 1));
+      expect(kept.length).toBeGreaterThan(0);
+      expect(kept).toEqual(
+        Array.from({ length: kept.length }, (_, i) => String(10 - kept.length + i)),
+      );
+      const metrics = await scrape(chat.httpUrl);
+      expect(sample(metrics, 'chat_join_history_trimmed_total')).toBe(10 - kept.length);
+      await sender.close();
+    } finally {
+      await chat.close();
+    }
   });
 });

@@ -61,6 +61,11 @@ describe('client addresses', () => {
     expect(addressKey('2001:db8::1')).toBe('2001:db8:0:0::/64');
     expect(addressKey('::1')).toBe('0:0:0:0::/64');
     expect(addressKey('::ffff:10.1.2.3')).toBe('10.1.2.3');
+    expect(addressKey('::FFFF:10.1.2.3')).toBe('10.1.2.3');
+    expect(addressKey('0:0:0:0:0:ffff:10.1.2.3')).toBe('10.1.2.3');
+    expect(addressKey('::ffff:a01:203')).toBe('10.1.2.3');
+    expect(addressKey('2001:DB8:0001:0002::1')).toBe('2001:db8:1:2::/64');
+    expect(addressKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
     expect(addressKey('127.0.0.1')).toBe('127.0.0.1');
   });
 

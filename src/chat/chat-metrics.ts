@@ -19,7 +19,7 @@ export type ServerCloseReason =
   | 'message_timeout';
 
 /** Why a handshake was refused. */
-export type HandshakeRefusal = AdmissionRefusal | 'origin' | 'auth' | 'host';
+export type HandshakeRefusal = AdmissionRefusal | 'origin' | 'auth' | 'auth_timeout' | 'host';
 
 /**
  * The chat's numbers, in a Prometheus registry of its own (`registry`; `GET /metrics` serves it).
@@ -57,7 +57,7 @@ export class ChatMetrics {
   private readonly errors: Counter<'code'>;
   private readonly refused: Counter<'reason'>;
   private readonly closed: Counter<'reason'>;
-  private readonly rateLimited: Counter<'limit'>;
+  private readonly rateLimited: Record<RateLimitKind, Counter.Internal>;
   private readonly tcpDropped: Counter<'reason'>;
   private readonly layerLatency: Histogram<'operation'>;
   private readonly layerTimers: Record<LayerOperation, Histogram.Internal<'operation'>>;
@@ -154,12 +154,14 @@ export class ChatMetrics {
         return rooms.historySize.bytes;
       });
     }
-    this.rateLimited = new Counter({
+    const rateLimited = new Counter({
       name: 'chat_rate_limited_total',
       help: 'Frames (data and control) refused by the rate limit, by the budget that refused them.',
       labelNames: ['limit'],
       registers,
     });
+    // Bound once: a flood's refusals cost no label lookup.
+    this.rateLimited = { frames: rateLimited.labels('frames'), bytes: rateLimited.labels('bytes') };
     this.tcpDropped = new Counter({
       name: 'chat_tcp_connections_dropped_total',
       help: 'TCP connections dropped before their first request head, by reason.',
@@ -250,7 +252,7 @@ export class ChatMetrics {
 
   /** A frame was refused by the `limit` budget of the rate limit. */
   rateLimitRefused(limit: RateLimitKind): void {
-    this.rateLimited.inc({ limit });
+    this.rateLimited[limit].inc();
   }
 
   /** The connection guard dropped a TCP connection. */

@@ -35,7 +35,32 @@ export interface SocketSink {
   close(socket: WebSocket): void;
 }
 
-const sinks = new WeakMap<WebSocketServer, SocketSink>();
+/** A sink's socket listeners, made once: each reads its socket from `this`, the emitter. */
+interface SinkListeners {
+  message(this: WebSocket, data: RawData, isBinary: boolean): void;
+  ping(this: WebSocket, data: Buffer): void;
+  pong(this: WebSocket, data: Buffer): void;
+  close(this: WebSocket): void;
+}
+
+const sinks = new WeakMap<WebSocketServer, { sink: SocketSink; listeners: SinkListeners }>();
+
+function listenersOf(sink: SocketSink): SinkListeners {
+  return {
+    message(data, isBinary) {
+      sink.frame(this, isBinary ? data : data.toString(), rawSize(data));
+    },
+    ping(data) {
+      sink.ping(this, data);
+    },
+    pong(data) {
+      sink.pong(this, data);
+    },
+    close() {
+      sink.close(this);
+    },
+  };
+}
 
 /**
  * Hands `server`'s sockets to `sink`, past Nest's per-socket plumbing (an rxjs Subject and
@@ -45,7 +70,7 @@ const sinks = new WeakMap<WebSocketServer, SocketSink>();
  * latency, and the connection plumbing at about 5 % of a handshake's.
  */
 export function setSocketSink(server: WebSocketServer, sink: SocketSink): void {
-  sinks.set(server, sink);
+  sinks.set(server, { sink, listeners: listenersOf(sink) });
 }
 
 /** Options of {@link ChatWsAdapter}. */
@@ -222,17 +247,16 @@ function accept(
   url: URL,
   stream: Duplex,
 ): void {
-  const sink = sinks.get(server);
-  if (sink) {
-    socket.on('message', (data: RawData, isBinary: boolean) =>
-      sink.frame(socket, isBinary ? data : data.toString(), rawSize(data)),
-    );
-    socket.on('ping', (data: Buffer) => sink.ping(socket, data));
-    socket.on('pong', (data: Buffer) => sink.pong(socket, data));
-    socket.on('close', () => sink.close(socket));
+  const sunk = sinks.get(server);
+  if (sunk) {
+    const { listeners } = sunk;
+    socket.on('message', listeners.message);
+    socket.on('ping', listeners.ping);
+    socket.on('pong', listeners.pong);
+    socket.on('close', listeners.close);
   }
   server.emit('connection', socket, request);
-  sink?.open(socket, request, url, stream);
+  sunk?.sink.open(socket, request, url, stream);
 }
 
 /** A message's payload bytes, whichever of ws' `binaryType` shapes it came in. */

@@ -7,7 +7,7 @@ import { GATEWAY_OPTIONS } from '@nestjs/websockets/constants';
 import { WebSocket, WebSocketServer } from 'ws';
 import { ChannelLayer, ChannelMessage } from '../channel-layer/channel-layer';
 import { ChannelLayerUnavailable } from '../channel-layer/channel-layer.errors';
-import { ChatRecord, RoomState, compareRecordIds, recordBytes } from '../rooms/room-state';
+import { ChatRecord, RoomState, compareRecordIds } from '../rooms/room-state';
 import { Admission } from './admission';
 import { clientAddress } from './client-address';
 import { guardConnections } from './connection-guard';
@@ -40,7 +40,7 @@ import {
 import { ResolvedConnectionPolicy, resolveConnectionPolicy } from './connection-policy';
 import { DESCRIPTOR_HEADROOM, descriptorLimit } from './descriptor-limit';
 import { Heartbeat } from './heartbeat';
-import { MessageDeadline } from './message-deadline';
+import { MessageDeadline, MessageProgress } from './message-deadline';
 import { HostCheck, compileHostCheck } from './host-check';
 import { OriginCheck, compileOriginCheck } from './origin-check';
 import { Outbox, encodeTextFrame } from './outbox';
@@ -80,6 +80,8 @@ interface Connection {
   readonly limiter?: RateLimiter;
   /** Chat messages dropped since the socket was last told; > 0 while it reads too slowly. */
   dropped: number;
+  /** Its messages, counted for the message deadline, when it is on. */
+  progress?: MessageProgress;
 }
 
 /** The layer message a presence change travels as. */
@@ -215,7 +217,9 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
         httpServer,
         {
           handshakeTimeoutMs: this.policy.handshakeTimeoutMs,
-          maxPendingPerAddress: this.policy.maxConnectionsPerAddress,
+          // Behind trusted proxies the TCP peer is a proxy, shared by every client.
+          maxPendingPerAddress:
+            this.policy.trustProxyHops > 0 ? 0 : this.policy.maxConnectionsPerAddress,
         },
         (reason) => this.metrics.tcpConnectionDropped(reason),
       );
@@ -290,7 +294,7 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
     this.admission.opened(address);
     this.metrics.connectionOpened();
     this.heartbeat.watch(socket);
-    this.deadline.watch(socket);
+    connection.progress = this.deadline.watch(socket);
     // Called from ws' upgrade callback: a throw or rejection here would reach the process, so
     // every failure ends in failJoin.
     connection.joining = this.join(connection).catch((error: unknown) =>
@@ -320,7 +324,7 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
     const connection = this.connections.get(socket);
     if (!connection) return;
     this.metrics.framesReceived++;
-    this.deadline.completed(socket);
+    if (connection.progress) connection.progress.messages++;
     if (connection.limiter && !this.withinRate(connection, connection.limiter, bytes)) return;
     if (connection.joined) this.receive(connection, data);
     else void connection.joining?.then(() => connection.joined && this.receive(connection, data));
@@ -553,18 +557,19 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
     if (connection.closed) return this.leave(connection);
     connection.joined = true;
     this.metrics.roomJoined(room);
-    const messages = this.newestWithinBudget(history);
     const historyFrame: HistoryFrame = {
       type: 'history',
       room,
       user: connection.userName,
-      messages,
+      messages: history,
     };
-    // Greeting and history in one buffer and one write: a handshake costs one system call less.
-    this.outbox.write(
-      connection.transport,
-      encodeTextFrame(JSON.stringify(historyFrame), GREETING_FRAME),
-    );
+    // Greeting and history in one buffer and one write.
+    let frames = encodeTextFrame(JSON.stringify(historyFrame), GREETING_FRAME);
+    if (frames.length > this.options.maxBufferedBytes) {
+      historyFrame.messages = this.newestWithin(history, this.options.maxBufferedBytes - 1024);
+      frames = encodeTextFrame(JSON.stringify(historyFrame), GREETING_FRAME);
+    }
+    this.outbox.write(connection.transport, frames);
     this.metrics.controlFramesSent += 2;
     const early = connection.early;
     connection.early = undefined;
@@ -580,15 +585,16 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
   }
 
   /**
-   * The newest records whose bytes fit the socket's send budget (`maxBufferedBytes`), so a join
-   * queues no more than a slow reader may: the room's own bound (`historyBytes`) is the store's,
-   * and a store shared with processes of other settings may hold more.
+   * The newest records whose JSON fits in `bytes`, so a join queues no more than a slow reader
+   * may (`maxBufferedBytes`): the store bounds a room's history by `historyBytes`, but a store
+   * shared with processes of other settings may hold more, and JSON escapes can make a record's
+   * frame several times its text.
    */
-  private newestWithinBudget(history: ChatRecord[]): ChatRecord[] {
-    let bytes = 0;
+  private newestWithin(history: ChatRecord[], bytes: number): ChatRecord[] {
+    let total = 0;
     for (let i = history.length - 1; i >= 0; i--) {
-      bytes += recordBytes(history[i]);
-      if (bytes > this.options.maxBufferedBytes) {
+      total += Buffer.byteLength(JSON.stringify(history[i])) + 1;
+      if (total > bytes) {
         this.metrics.joinHistoryTrimmed += i + 1;
         return history.slice(i + 1);
       }
@@ -677,28 +683,51 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
       return done(false, 403, 'Forbidden');
     }
     if (!this.options.authenticate) return done(true);
-    void this.admit(request, done);
+    void this.admit(request, done, address);
   }
 
-  /** The handshake's verdict, from the host's `authenticate` hook. */
-  private async admit(request: IncomingMessage, done: VerifyDone): Promise<void> {
+  /**
+   * The handshake's verdict, from the host's `authenticate` hook. The handshake holds its place
+   * in the connection caps while the hook decides, and the hook has `handshakeTimeoutMs` to do so
+   * (then HTTP 503): a slow hook must not let a crowd past the caps, nor hold sockets open.
+   */
+  private async admit(request: IncomingMessage, done: VerifyDone, address: string): Promise<void> {
+    this.admission.opened(address);
+    let timer: NodeJS.Timeout | undefined;
+    let decided = false;
+    const decide: VerifyDone = (...verdict) => {
+      if (decided) return;
+      decided = true;
+      clearTimeout(timer);
+      this.admission.closed(address);
+      done(...verdict);
+    };
+    if (this.policy.handshakeTimeoutMs > 0) {
+      timer = setTimeout(() => {
+        this.metrics.handshakeRefused('auth_timeout');
+        this.logger.warn(`authenticate took over ${this.policy.handshakeTimeoutMs} ms: refused`);
+        decide(false, 503, 'Service Unavailable', { 'Retry-After': '5' });
+      }, this.policy.handshakeTimeoutMs);
+    }
     try {
       const user = await (
         this.options.authenticate as NonNullable<ChatModuleOptions['authenticate']>
       )(request);
+      if (decided) return;
       if (!user) {
         this.metrics.handshakeRefused('auth');
-        return done(false, 401, 'Unauthorized');
+        return decide(false, 401, 'Unauthorized');
       }
       this.admitted.set(request, user);
-      done(true);
+      decide(true);
     } catch (error) {
+      if (decided) return;
       if (error instanceof HttpException) {
         this.metrics.handshakeRefused('auth');
-        return done(false, error.getStatus(), error.message);
+        return decide(false, error.getStatus(), error.message);
       }
       this.logger.error(`authenticate hook failed: ${describe(error)}`);
-      done(false, 500, 'Internal Server Error');
+      decide(false, 500, 'Internal Server Error');
     }
   }
 

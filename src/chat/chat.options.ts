@@ -118,8 +118,9 @@ export interface ChatModuleOptions extends ConnectionPolicyOptions {
    */
   roomState?: RoomState | Type<RoomState> | (() => RoomState | Promise<RoomState>);
   /**
-   * Chat messages a room keeps for late joiners and resumes (the default in-memory room store;
-   * give a store of your own its options directly).
+   * Chat messages a room keeps for late joiners and resumes. This and the three history bounds
+   * below configure the default in-memory room store; give a store of your own
+   * (`RedisRoomState`) the same options directly.
    * @default 50
    */
   historyLimit?: number;
@@ -130,14 +131,14 @@ export interface ChatModuleOptions extends ConnectionPolicyOptions {
    */
   historyBytes?: number;
   /**
-   * Bytes of history all rooms keep together, in memory: past it the history of the room written
-   * to least recently is dropped.
+   * Bytes of history all rooms keep together: past it the history of the room written to least
+   * recently is dropped (its members stay).
    * @default 67108864 (64 MiB)
    */
   maxHistoryBytes?: number;
   /**
-   * Rooms whose history is kept, in memory: past it the history of the room written to least
-   * recently is dropped (its members stay).
+   * Rooms whose history is kept: past it the history of the room written to least recently is
+   * dropped (its members stay).
    * @default 10000
    */
   maxRooms?: number;

@@ -8,19 +8,38 @@ import { isIPv4, isIPv6 } from 'node:net';
  */
 export function addressKey(address: string | undefined): string {
   if (!address) return 'unknown';
-  if (address.startsWith('::ffff:') && isIPv4(address.slice(7))) return address.slice(7);
-  if (!isIPv6(address)) return address;
-  const [head, tail = ''] = address.split('::');
-  const groups = head === '' ? [] : head.split(':');
-  if (groups.length < 4) {
-    const tailGroups = tail === '' ? [] : tail.split(':');
-    const missing = 8 - groups.length - tailGroups.length;
-    groups.push(...Array<string>(missing).fill('0'), ...tailGroups);
+  if (isIPv4(address)) return address;
+  const groups = isIPv6(address) ? ipv6Groups(address) : undefined;
+  if (!groups) return address;
+  if (groups.slice(0, 5).every((group) => group === 0) && groups[5] === 0xffff) {
+    return [groups[6] >> 8, groups[6] & 0xff, groups[7] >> 8, groups[7] & 0xff].join('.');
   }
   return `${groups
     .slice(0, 4)
-    .map((group) => group.toLowerCase().replace(/^0+(?=.)/, ''))
+    .map((group) => group.toString(16))
     .join(':')}::/64`;
+}
+
+/** The eight 16-bit groups of an IPv6 address, in any of its spellings (zone dropped). */
+function ipv6Groups(address: string): number[] | undefined {
+  let text = address.toLowerCase().split('%')[0];
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (v4) {
+    const [a, b, c, d] = v4.slice(1).map(Number);
+    text = `${text.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = text.split('::');
+  const parse = (part: string | undefined): number[] =>
+    part ? part.split(':').map((group) => parseInt(group, 16)) : [];
+  const left = parse(head);
+  const right = parse(tail);
+  const groups =
+    tail === undefined
+      ? left
+      : [...left, ...Array<number>(8 - left.length - right.length).fill(0), ...right];
+  return groups.length === 8 && groups.every((group) => group >= 0 && group <= 0xffff)
+    ? groups
+    : undefined;
 }
 
 /**

@@ -1,47 +1,64 @@
-import type { IncomingMessage, Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { Server as TlsServer } from 'node:tls';
 import { addressKey } from './client-address';
+import { DESCRIPTOR_RESERVE, descriptorLimit } from './descriptor-limit';
 
 /** What the guard enforces on every TCP connection of an HTTP server. */
 export interface ConnectionGuardLimits {
-  /** Milliseconds a connection may take to send a complete request head; 0: no limit. */
+  /** Milliseconds a connection may wait before its next request head; 0: no limit. */
   handshakeTimeoutMs: number;
-  /** Connections of one TCP peer that have not sent a request head yet; 0: no limit. */
+  /** Connections of one TCP peer waiting to send a request head; 0: no limit. */
   maxPendingPerAddress: number;
 }
 
 /** Why the guard dropped a connection; the metric's label. */
-export type GuardDrop = 'handshake_timeout' | 'pending_per_address';
+export type GuardDrop = 'handshake_timeout' | 'pending_per_address' | 'max_connections';
 
 interface Pending {
-  arrived: number;
+  since: number;
   peer: string;
 }
 
 /**
- * Holds TCP connections to a budget until they have sent a request head (an HTTP request or a
- * WebSocket upgrade): each must send one within `handshakeTimeoutMs`, and one peer may hold at
- * most `maxPendingPerAddress` such connections. A connection that sits silent after connecting
- * costs a descriptor, and without this it would keep it for Node's `headersTimeout` (60 s, checked
- * every 30 s). After its first request head a connection is Node's (keep-alive) or ws' to time.
+ * Holds every TCP connection of an HTTP server to a budget while it owes a request head: after
+ * it connects, and again after each response on a kept-alive connection. It must send one (a page
+ * request or a WebSocket upgrade) within `handshakeTimeoutMs`, and one peer may have at most
+ * `maxPendingPerAddress` connections owing one. A connection that sits silent or trickles its head
+ * would otherwise keep its descriptor for Node's `headersTimeout` (60 s, checked every 30 s).
+ * While a request is served, or once it is a WebSocket, the connection is the app's and ws'.
+ *
+ * It also caps the server's connections at the process's descriptor limit less
+ * {@link DESCRIPTOR_RESERVE} (`server.maxConnections`, unless the host set it), so a flood is
+ * turned away at accept instead of leaving the process unable to open a file or a Redis socket.
  *
  * One per HTTP server, whichever module installs it first (see {@link guardConnections}).
  */
 class ConnectionGuard {
-  /** Connections still without a request head, oldest first (insertion order). */
+  /** Connections owing a request head, oldest first (insertion order). */
   private readonly pending = new Map<Socket, Pending>();
   private readonly perPeer = new Map<string, number>();
   private timer?: NodeJS.Timeout;
-  /** Counts drops, for the metrics of every module on this server. */
   private readonly listeners = new Set<(reason: GuardDrop) => void>();
+  /** TLS servers hand requests the TLS socket, which exists from `secureConnection` on. */
+  private readonly connectionEvent: 'connection' | 'secureConnection';
+  /** `server.maxConnections` before the guard set it, when it did. */
+  private readonly hostMaxConnections?: { value: number | undefined };
 
   constructor(
     private readonly server: Server,
     private readonly limits: ConnectionGuardLimits,
   ) {
-    server.on('connection', this.onConnection);
+    this.connectionEvent = server instanceof TlsServer ? 'secureConnection' : 'connection';
+    server.on(this.connectionEvent, this.onConnection);
     server.on('request', this.onRequest);
-    server.on('upgrade', this.onRequest);
+    server.on('upgrade', this.onUpgrade);
+    server.on('drop', this.onDrop);
+    const descriptors = descriptorLimit();
+    if (!server.maxConnections && descriptors !== undefined) {
+      this.hostMaxConnections = { value: server.maxConnections };
+      server.maxConnections = Math.max(1, descriptors - DESCRIPTOR_RESERVE);
+    }
     if (limits.handshakeTimeoutMs > 0) {
       const every = Math.max(50, Math.min(1000, limits.handshakeTimeoutMs / 4));
       this.timer = setInterval(() => this.expire(performance.now()), every).unref();
@@ -49,7 +66,7 @@ class ConnectionGuard {
   }
 
   /** Adds a listener; the returned function removes it and says whether any are left. */
-  onDrop(listener: (reason: GuardDrop) => void): () => boolean {
+  addListener(listener: (reason: GuardDrop) => void): () => boolean {
     this.listeners.add(listener);
     return () => {
       this.listeners.delete(listener);
@@ -57,42 +74,59 @@ class ConnectionGuard {
     };
   }
 
-  /** Connections without a request head yet. */
-  get size(): number {
-    return this.pending.size;
-  }
-
   dispose(): void {
     clearInterval(this.timer);
-    this.server.off('connection', this.onConnection);
+    this.server.off(this.connectionEvent, this.onConnection);
     this.server.off('request', this.onRequest);
-    this.server.off('upgrade', this.onRequest);
+    this.server.off('upgrade', this.onUpgrade);
+    this.server.off('drop', this.onDrop);
+    if (this.hostMaxConnections) {
+      Reflect.set(this.server, 'maxConnections', this.hostMaxConnections.value);
+    }
     this.pending.clear();
     this.perPeer.clear();
   }
 
-  /**
-   * Listens to `upgrade` too, so a connection that became a WebSocket is settled: the chat's
-   * adapter always listens there as well, so adding a listener changes nothing for Node, which
-   * destroys upgrades of a server with no `upgrade` listener.
-   */
   private readonly onConnection = (socket: Socket): void => {
+    if (this.owe(socket)) socket.once('close', this.onClose);
+  };
+
+  /** One listener for every socket: `this` is the socket that closed. */
+  private readonly onClose = ((guard: ConnectionGuard) =>
+    function (this: Socket): void {
+      guard.settle(this);
+    })(this);
+
+  private readonly onRequest = (request: IncomingMessage, response: ServerResponse): void => {
+    const { socket } = request;
+    this.settle(socket);
+    // Kept alive, the connection owes the next request head from the end of this response on.
+    response.once('finish', () => {
+      if (!socket.destroyed && !request.headers.upgrade) this.owe(socket);
+    });
+  };
+
+  /** An upgrade settles for good: a WebSocket's life is ws' and the gateway's to bound. */
+  private readonly onUpgrade = (request: IncomingMessage): void => {
+    this.settle(request.socket);
+  };
+
+  private readonly onDrop = (): void => this.dropped('max_connections');
+
+  /** Starts the clock on `socket`; false when its peer owes too many heads already. */
+  private owe(socket: Socket): boolean {
     const peer = addressKey(socket.remoteAddress);
     const count = (this.perPeer.get(peer) ?? 0) + 1;
     const cap = this.limits.maxPendingPerAddress;
     if (cap > 0 && count > cap) {
       socket.destroy();
       this.dropped('pending_per_address');
-      return;
+      return false;
     }
     this.perPeer.set(peer, count);
-    this.pending.set(socket, { arrived: performance.now(), peer });
-    socket.once('close', () => this.settle(socket));
-  };
-
-  private readonly onRequest = (request: IncomingMessage): void => {
-    this.settle(request.socket);
-  };
+    this.pending.set(socket, { since: performance.now(), peer });
+    return true;
+  }
 
   private settle(socket: Socket): void {
     const entry = this.pending.get(socket);
@@ -106,7 +140,7 @@ class ConnectionGuard {
   private expire(now: number): void {
     const deadline = now - this.limits.handshakeTimeoutMs;
     for (const [socket, entry] of this.pending) {
-      if (entry.arrived > deadline) break;
+      if (entry.since > deadline) break;
       this.settle(socket);
       socket.destroy();
       this.dropped('handshake_timeout');
@@ -123,7 +157,8 @@ const guards = new WeakMap<Server, ConnectionGuard>();
 /**
  * Installs the guard on `server` once; later calls reuse it (and its limits) and only add
  * `onDrop`. Returns a function that removes this caller's listener, and the guard once nobody
- * listens.
+ * listens. The guard listens to `upgrade`: install it only on a server whose upgrades someone
+ * answers (the chat's adapter does), as Node otherwise treats them as plain requests.
  */
 export function guardConnections(
   server: Server,
@@ -133,7 +168,7 @@ export function guardConnections(
   let guard = guards.get(server);
   if (!guard) guards.set(server, (guard = new ConnectionGuard(server, limits)));
   const installed = guard;
-  const off = installed.onDrop(onDrop);
+  const off = installed.addListener(onDrop);
   return () => {
     if (off() || guards.get(server) !== installed) return;
     installed.dispose();

@@ -16,5 +16,8 @@ export function descriptorLimit(limits = '/proc/self/limits'): number | undefine
   }
 }
 
-/** Descriptors kept free of sockets: HTTP requests, `/health`, Redis, logs, files. */
+/** Descriptors the default `maxConnections` leaves to HTTP: pages, `/health`, the API. */
 export const DESCRIPTOR_HEADROOM = 512;
+
+/** Descriptors no connection may take (the HTTP server's cap): files, Redis, logs. */
+export const DESCRIPTOR_RESERVE = 64;

@@ -8,9 +8,9 @@ interface ReceiverState {
   _bufferedBytes: number;
 }
 
-/** A socket's progress as the deadline last saw it. */
-interface Watch {
-  /** Messages the socket has completed. */
+/** A socket's progress: the gateway counts its messages, the deadline reads them. */
+export interface MessageProgress {
+  /** Messages the socket has completed; the socket's owner increments it. */
   messages: number;
   /** When it was first seen holding an unfinished message (ms, monotonic)... */
   since?: number;
@@ -39,7 +39,7 @@ function receiverOf(socket: WebSocket): ReceiverState | undefined {
  * release lack them, `supported` is false and the deadline does nothing.
  */
 export class MessageDeadline {
-  private readonly watched = new Map<WebSocket, Watch>();
+  private readonly watched = new Map<WebSocket, MessageProgress>();
   private timer?: NodeJS.Timeout;
   /** Whether this ws exposes what the deadline reads; checked on the first socket. */
   supported?: boolean;
@@ -59,35 +59,33 @@ export class MessageDeadline {
     this.timer = undefined;
   }
 
-  watch(socket: WebSocket): void {
-    if (this.timeoutMs <= 0) return;
+  /** Watches a newly opened socket: count its messages in what this returns (if anything). */
+  watch(socket: WebSocket): MessageProgress | undefined {
+    if (this.timeoutMs <= 0) return undefined;
     this.supported ??= receiverOf(socket) !== undefined;
-    if (this.supported) this.watched.set(socket, { messages: 0, messagesThen: 0 });
+    if (!this.supported) return undefined;
+    const progress: MessageProgress = { messages: 0, messagesThen: 0 };
+    this.watched.set(socket, progress);
+    return progress;
   }
 
   unwatch(socket: WebSocket): void {
     this.watched.delete(socket);
   }
 
-  /** The socket completed a message (text or binary). */
-  completed(socket: WebSocket): void {
-    const watch = this.watched.get(socket);
-    if (watch) watch.messages++;
-  }
-
   private sweep(now: number): void {
-    for (const [socket, watch] of this.watched) {
+    for (const [socket, progress] of this.watched) {
       const receiver = receiverOf(socket);
       if (!receiver || (receiver._fragmented === 0 && receiver._bufferedBytes === 0)) {
-        watch.since = undefined;
+        progress.since = undefined;
         continue;
       }
-      if (watch.since === undefined || watch.messages !== watch.messagesThen) {
-        watch.since = now;
-        watch.messagesThen = watch.messages;
+      if (progress.since === undefined || progress.messages !== progress.messagesThen) {
+        progress.since = now;
+        progress.messagesThen = progress.messages;
         continue;
       }
-      if (now - watch.since >= this.timeoutMs) {
+      if (now - progress.since >= this.timeoutMs) {
         this.watched.delete(socket);
         this.onExpired(socket);
       }

@@ -45,9 +45,8 @@ export interface RoomSummary {
  *   `historyLimit` records or more than `historyBytes` bytes ({@link recordBytes}); the newest
  *   record is always kept, even when it alone is larger than `historyBytes`.
  * - Rooms with history go least recently appended to first: when more than `maxRooms` rooms hold
- *   history (on Redis: per shard; in memory also when they hold more than `maxHistoryBytes` in
- *   all), the whole history of the room least recently appended to is deleted, until within
- *   bounds. Presence is never evicted: a room's members stay however old its history is.
+ *   history, or they hold more than `maxHistoryBytes` in all (on Redis: per shard), the whole
+ *   history of the room least recently appended to is deleted, until within bounds. Presence is never evicted: a room's members stay however old its history is.
  * - Presence counts members (one per socket) and reports user names, sorted, each once however
  *   many sockets (tabs) a user has.
  */

@@ -58,7 +58,7 @@ const BYSTANDER_P50_MS = 100;
 const BYSTANDER_MAX_MS = 1000;
 /**
  * A fresh connection per poll: under a burst of handshakes the listen queue may drop its SYN,
- * which the kernel resends after 1 s (measured: 1062 ms once, the bystander's max then 202 ms).
+ * which the kernel resends after 1 s; one resend is allowed.
  */
 const HEALTH_MAX_MS = 2000;
 
