@@ -427,8 +427,9 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
   }
 
   /**
-   * Closes a socket for cause. A peer that does not answer the close (it does not read, or is
-   * busy sending) is cut a second later, instead of holding its socket for ws' 30 s close timeout.
+   * Closes a socket for cause, and stops reading it: whatever it sends after is not worth the
+   * CPU. A peer that does not answer the close is cut a second later, instead of holding its
+   * socket for ws' 30 s close timeout.
    */
   private closeFor(
     socket: WebSocket,
@@ -439,6 +440,7 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
     if (socket.readyState !== WebSocket.OPEN) return;
     this.metrics.closedByServer(reason);
     socket.close(code, why);
+    socket.pause();
     setTimeout(() => socket.terminate(), 1000).unref();
   }
 
