@@ -47,7 +47,7 @@ export const securityHeaders = helmet({
 export function hostCheck(config: AppConfig): Middleware {
   const allowed = compileHostCheck({ allowedOrigins: config.allowedOrigins });
   return (request, response, next) => {
-    if (allowed(request.headers.host, request.socket.localAddress)) return next();
+    if (allowed(request.headers.host, request.socket)) return next();
     response.writeHead(400, { 'Content-Type': 'text/plain; charset=utf-8' });
     response.end('Bad Request: unknown Host\n');
   };

@@ -672,7 +672,7 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
       return done(false, refused.status, STATUS_CODES[refused.status], headers);
     }
     this.addressOf.set(request, address);
-    if (!this.hostAllowed(request.headers.host, request.socket.localAddress)) {
+    if (!this.hostAllowed(request.headers.host, request.socket)) {
       this.metrics.handshakeRefused('host');
       this.logger.debug(`refused a handshake for Host ${JSON.stringify(request.headers.host)}`);
       return done(false, 403, 'Forbidden');

@@ -86,4 +86,20 @@ describe('compileHostCheck (DNS rebinding)', () => {
     const check = compileHostCheck();
     expect(check('127.0.0.1:8000', '10.0.0.7')).toBe(true);
   });
+
+  it('reads the socket’s local address only for a Host it must compare with it', () => {
+    let reads = 0;
+    const socket = {
+      get localAddress(): string {
+        reads++;
+        return '127.0.0.1';
+      },
+    };
+    expect(own('chat-box:8000', socket)).toBe(true);
+    expect(own('chat-box:8000', socket)).toBe(true);
+    expect(reads).toBe(0);
+    expect(own('localhost:8000', socket)).toBe(true);
+    expect(own('evil.example', socket)).toBe(false);
+    expect(reads).toBe(2);
+  });
 });

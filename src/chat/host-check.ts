@@ -8,13 +8,17 @@ import { hostname as osHostname, networkInterfaces } from 'node:os';
 import { AllowedEntry, inDomain, parseAllowedEntry, parseHost } from './origin-check';
 
 /**
- * Decides whether a request's `Host` header names this server. `localAddress` is the address
- * the connection came in on (`request.socket.localAddress`).
+ * Decides whether a request's `Host` header names this server. `local` is the address the
+ * connection came in on, or the socket to read it from (`request.socket`): read only when the
+ * `Host` is none of the names allowed on every address, since it costs a system call.
  */
 export type HostCheck = (
   hostHeader: string | undefined,
-  localAddress: string | undefined,
+  local: string | { readonly localAddress?: string } | undefined,
 ) => boolean;
+
+/** Hosts remembered as allowed on every address; past it the memory starts again. */
+const KNOWN_HOSTS = 256;
 
 /** What {@link compileHostCheck} needs. */
 export interface HostPolicy {
@@ -63,15 +67,22 @@ export function compileHostCheck(policy: HostPolicy = {}): HostCheck {
     const hostname = addressHostname(address);
     if (hostname) names.add(hostname);
   }
-  return (hostHeader, localAddress) => {
-    if (hostHeader === undefined || hostHeader === '') return true;
+  // Clients of one server send the same few Hosts: parse each once.
+  const known = new Set<string>();
+  return (hostHeader, local) => {
+    if (hostHeader === undefined || hostHeader === '' || known.has(hostHeader)) return true;
     const hostname = parseHost(hostHeader)?.hostname;
     if (hostname === undefined) return false;
-    if (names.has(hostname) || domains.some((domain) => inDomain(hostname, domain))) return true;
+    if (names.has(hostname) || domains.some((domain) => inDomain(hostname, domain))) {
+      if (known.size >= KNOWN_HOSTS) known.clear();
+      known.add(hostHeader);
+      return true;
+    }
+    const localAddress = typeof local === 'object' ? local.localAddress : local;
     if (localAddress === undefined) return false;
-    const local = addressHostname(localAddress);
-    if (hostname === local) return true;
-    return local !== undefined && isLoopback(local) && inDomain(hostname, 'localhost');
+    const own = addressHostname(localAddress);
+    if (hostname === own) return true;
+    return own !== undefined && isLoopback(own) && inDomain(hostname, 'localhost');
   };
 }
 

@@ -196,6 +196,15 @@ export function describeAttacks(scale: AttackScale): void {
         expectWithstood('history, big messages', report, scale.rssBoundMiB);
         expect(delta(before, after, 'chat_history_records_trimmed_total')).toBeGreaterThan(0);
         expect(delta(before, after, 'chat_history_rooms_evicted_total')).toBeGreaterThan(0);
+        // What the server holds once the attackers left: their sockets gone, history in its bound.
+        const settled = await metricsUntil(
+          target,
+          (samples) => sample(samples, 'chat_connections') === sample(before, 'chat_connections'),
+        );
+        expect(sample(settled, 'chat_connections')).toBe(sample(before, 'chat_connections'));
+        expect(sample(settled, 'chat_history_bytes')).toBeLessThanOrEqual(
+          Number(scale.env.MAX_HISTORY_BYTES ?? 64 * MiB),
+        );
       },
       timeout,
     );
@@ -326,6 +335,15 @@ export function describeAttacks(scale: AttackScale): void {
         // Each joiner holds at most its send budget (maxBufferedBytes, 1 MiB): the history frame
         // counts against it and is trimmed to fit.
         expect(buffered).toBeLessThanOrEqual(scale.fullRoomJoiners * MiB);
+        // Once they are gone, so is everything queued for them.
+        const settled = await metricsUntil(
+          target,
+          (samples) =>
+            sample(samples, 'chat_connections') <= 1 &&
+            sample(samples, 'chat_send_buffer_bytes') === 0,
+        );
+        expect(sample(settled, 'chat_connections')).toBeLessThanOrEqual(1);
+        expect(sample(settled, 'chat_send_buffer_bytes')).toBe(0);
       },
       timeout,
     );
