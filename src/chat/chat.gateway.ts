@@ -1,6 +1,6 @@
-import { STATUS_CODES, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { HttpException, Inject, Logger, OnApplicationShutdown, Optional } from '@nestjs/common';
+import { Inject, Logger, OnApplicationShutdown, Optional } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { OnGatewayInit, WebSocketGateway } from '@nestjs/websockets';
 import { GATEWAY_OPTIONS } from '@nestjs/websockets/constants';
@@ -8,9 +8,6 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { ChannelLayer, ChannelMessage } from '../channel-layer/channel-layer';
 import { ChannelLayerUnavailable } from '../channel-layer/channel-layer.errors';
 import { ChatRecord, RoomState, compareRecordIds } from '../rooms/room-state';
-import { Admission } from './admission';
-import { clientAddress } from './client-address';
-import { guardConnections } from './connection-guard';
 import { ChatMetrics, ServerCloseReason } from './chat-metrics';
 import { ChatSession, guestName, parseSession } from './chat-session';
 import { CHAT_WS_SERVER, setSocketSink } from './chat-ws.adapter';
@@ -18,7 +15,6 @@ import { CHAT_MODULE_OPTIONS } from './chat.module-definition';
 import {
   ChatConnectionInfo,
   ChatModuleOptions,
-  ChatUser,
   ConnectionHook,
   ResolvedChatOptions,
   resolveChatOptions,
@@ -38,11 +34,9 @@ import {
   wireFrame,
 } from './chat.protocol';
 import { ResolvedConnectionPolicy, resolveConnectionPolicy } from './connection-policy';
-import { DESCRIPTOR_HEADROOM, descriptorLimit } from './descriptor-limit';
+import { Handshake, VerifyDone } from './handshake';
 import { Heartbeat } from './heartbeat';
 import { MessageDeadline, MessageProgress } from './message-deadline';
-import { HostCheck, compileHostCheck } from './host-check';
-import { OriginCheck, compileOriginCheck } from './origin-check';
 import { Outbox, encodeTextFrame } from './outbox';
 import { RateLimiter, RateVerdict } from './rate-limiter';
 
@@ -93,14 +87,6 @@ interface PresenceUpdate {
   [key: string]: unknown;
 }
 
-/** ws' verifyClient callback: accept, or refuse with an HTTP status. */
-type VerifyDone = (
-  accept: boolean,
-  status?: number,
-  message?: string,
-  headers?: Record<string, string>,
-) => void;
-
 /** Sockets per `presenceDelayMs` of spacing between a room's announcements: see `presenceTimer`. */
 const PRESENCE_BATCH = 100;
 
@@ -118,14 +104,9 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
   private readonly logger = new Logger('ChatGateway');
   private readonly options: ResolvedChatOptions;
   private readonly policy: ResolvedConnectionPolicy;
-  private readonly originAllowed: OriginCheck;
-  private readonly hostAllowed: HostCheck;
   private readonly heartbeat: Heartbeat;
   private readonly deadline: MessageDeadline;
-  private readonly admission: Admission;
-  /** Undoes what `afterInit` installed on the HTTP server. */
-  private unguard?: () => void;
-  private sweeper?: NodeJS.Timeout;
+  private readonly handshake: Handshake;
   /** Whether any hook needs the connection's info (and so its upgrade request). */
   private readonly hooked: boolean;
   /** Disconnected sockets still leaving their group: shutdown waits for them. */
@@ -137,11 +118,6 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
   private readonly presenceSent = new Map<string, number>();
   /** Set on shutdown: sockets still leave, but nobody is left to tell. */
   private closing = false;
-  private proxyHinted = false;
-  /** Users admitted by `authenticate`, from the handshake until the socket opens. */
-  private readonly admitted = new WeakMap<IncomingMessage, ChatUser>();
-  /** Client addresses of handshakes under way, from `verify` until the socket opens. */
-  private readonly addressOf = new WeakMap<IncomingMessage, string>();
   /** The last layer message encoded: every member of one groupSend gets the same object. */
   private lastMessage?: ChannelMessage;
   private lastFrame?: Buffer;
@@ -156,14 +132,16 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
   ) {
     this.options = resolveChatOptions(options);
     this.policy = resolveConnectionPolicy(options, this.options.maxFrameBytes);
-    this.fitDescriptors(options.maxConnections !== undefined);
-    this.admission = new Admission(this.policy);
+    this.handshake = new Handshake(
+      this.policy,
+      options.maxConnections !== undefined,
+      this.options.authenticate,
+      metrics,
+    );
     this.deadline = new MessageDeadline(this.policy.messageTimeoutMs, (socket) =>
       this.closeFor(socket, 'message_timeout', CloseCode.PolicyViolation, 'message timeout'),
     );
     this.hooked = Boolean(options.onConnect ?? options.onDisconnect ?? options.onMessage);
-    this.originAllowed = compileOriginCheck(this.policy);
-    this.hostAllowed = compileHostCheck(this.policy);
     this.heartbeat = new Heartbeat(this.policy.heartbeatIntervalMs, {
       onTimeout: () => {
         this.metrics.closedByServer('heartbeat_timeout');
@@ -172,7 +150,6 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
       onPong: (socket) => this.drained(socket),
     });
     metrics.measureSendBuffers(() => this.sendBufferBytes());
-    metrics.measureAddresses(() => this.admission.addresses);
     Reflect.defineMetadata(
       GATEWAY_OPTIONS,
       {
@@ -185,7 +162,7 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
         // Pings are answered by `onPing`, within the rate limit and the send budget.
         autoPong: false,
         verifyClient: (info: { req: IncomingMessage }, done: VerifyDone) =>
-          this.verify(info.req, done),
+          this.handshake.verify(info.req, done),
       },
       new.target,
     );
@@ -210,43 +187,12 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
     if (this.deadline.supported === false) {
       this.logger.warn('this ws release hides its receiver: messageTimeoutMs is not enforced');
     }
-    this.sweeper = setInterval(() => this.admission.sweep(performance.now()), 10_000).unref();
     const httpServer = this.adapterHost?.httpAdapter?.getHttpServer() as HttpServer | undefined;
-    if (httpServer && typeof httpServer.on === 'function') {
-      this.unguard = guardConnections(
-        httpServer,
-        {
-          handshakeTimeoutMs: this.policy.handshakeTimeoutMs,
-          // Behind trusted proxies the TCP peer is a proxy, shared by every client.
-          maxPendingPerAddress:
-            this.policy.trustProxyHops > 0 ? 0 : this.policy.maxConnectionsPerAddress,
-        },
-        (reason) => this.metrics.tcpConnectionDropped(reason),
-      );
-    }
+    this.handshake.start(
+      httpServer && typeof httpServer.on === 'function' ? httpServer : undefined,
+    );
     // Presence changes no socket here caused (a process that died, seen by the room store).
     this.rooms.onPresenceChange((room) => this.schedulePresence(room));
-  }
-
-  /**
-   * Keeps `maxConnections` sockets from taking the descriptors HTTP and `/health` need: the
-   * default shrinks to the process's limit less {@link DESCRIPTOR_HEADROOM}; a value the host set
-   * is kept, with a warning.
-   */
-  private fitDescriptors(explicit: boolean): void {
-    const descriptors = descriptorLimit();
-    const fits = descriptors === undefined ? Infinity : descriptors - DESCRIPTOR_HEADROOM;
-    if (this.policy.maxConnections <= fits) return;
-    const limit = `the process's ${descriptors} file descriptors (ulimit -n)`;
-    if (explicit) {
-      this.logger.warn(
-        `maxConnections (${this.policy.maxConnections}) leaves fewer than ${DESCRIPTOR_HEADROOM} of ` +
-          `${limit} for HTTP and /health: lower it or raise the limit`,
-      );
-    } else {
-      this.policy.maxConnections = Math.max(1, fits);
-      this.logger.log(`maxConnections is ${this.policy.maxConnections}, to fit ${limit}`);
-    }
   }
 
   /** Runs before the module closes the layer: sockets closed by shutdown finish leaving first. */
@@ -254,23 +200,19 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
     this.closing = true;
     this.heartbeat.stop();
     this.deadline.stop();
-    clearInterval(this.sweeper);
-    this.unguard?.();
-    this.unguard = undefined;
+    this.handshake.stop();
     this.presenceDue.forEach((timer) => clearTimeout(timer));
     this.presenceDue.clear();
     await Promise.all(this.leaving);
   }
 
   private onOpen(socket: WebSocket, request: IncomingMessage, url: URL, stream: Duplex): void {
-    const user = this.admitted.get(request);
+    const { user, address } = this.handshake.admitted(request);
     const session = parseSession(url, {
       roomPath: this.options.roomPath,
       defaultRoom: this.options.group,
     });
     const room = session instanceof ProtocolError ? this.options.group : session.room;
-    const address =
-      this.addressOf.get(request) ?? clientAddress(request, this.policy.trustProxyHops);
     const connection: Connection = {
       socket,
       transport: stream,
@@ -291,7 +233,7 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
       dropped: 0,
     };
     this.connections.set(socket, connection);
-    this.admission.opened(address);
+    this.handshake.opened(address);
     this.metrics.connectionOpened();
     this.heartbeat.watch(socket);
     connection.progress = this.deadline.watch(socket);
@@ -306,7 +248,7 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
     const connection = this.connections.get(socket);
     if (!connection) return;
     this.connections.delete(socket);
-    this.admission.closed(connection.address);
+    this.handshake.closed(connection.address);
     this.metrics.connectionClosed();
     this.heartbeat.unwatch(socket);
     this.deadline.unwatch(socket);
@@ -652,96 +594,6 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
     } catch (error) {
       this.logger.warn(`could not announce presence in ${room}: ${describe(error)}`);
     }
-  }
-
-  /**
-   * The handshake, cheapest checks first: the client address's budget and the connection caps
-   * (429 or 503), its Host (403: one this server is reachable as, against DNS rebinding), its
-   * Origin (403, as Channels' OriginValidator), then `authenticate`.
-   */
-  private verify(request: IncomingMessage, done: VerifyDone): void {
-    const address = clientAddress(request, this.policy.trustProxyHops);
-    const refused = this.admission.check(address, performance.now());
-    if (refused) {
-      this.metrics.handshakeRefused(refused.reason);
-      if (refused.reason === 'connections_per_address') this.hintProxy(request);
-      const headers =
-        refused.retryAfter === undefined
-          ? undefined
-          : { 'Retry-After': String(refused.retryAfter) };
-      return done(false, refused.status, STATUS_CODES[refused.status], headers);
-    }
-    this.addressOf.set(request, address);
-    if (!this.hostAllowed(request.headers.host, request.socket)) {
-      this.metrics.handshakeRefused('host');
-      this.logger.debug(`refused a handshake for Host ${JSON.stringify(request.headers.host)}`);
-      return done(false, 403, 'Forbidden');
-    }
-    if (!this.originAllowed(request.headers.origin, request.headers.host)) {
-      this.metrics.handshakeRefused('origin');
-      this.logger.debug(
-        `refused a handshake from origin ${JSON.stringify(request.headers.origin)}`,
-      );
-      return done(false, 403, 'Forbidden');
-    }
-    if (!this.options.authenticate) return done(true);
-    void this.admit(request, done, address);
-  }
-
-  /**
-   * The handshake's verdict, from the host's `authenticate` hook. The handshake holds its place
-   * in the connection caps while the hook decides, and the hook has `handshakeTimeoutMs` to do so
-   * (then HTTP 503): a slow hook must not let a crowd past the caps, nor hold sockets open.
-   */
-  private async admit(request: IncomingMessage, done: VerifyDone, address: string): Promise<void> {
-    this.admission.opened(address);
-    let timer: NodeJS.Timeout | undefined;
-    let decided = false;
-    const decide: VerifyDone = (...verdict) => {
-      if (decided) return;
-      decided = true;
-      clearTimeout(timer);
-      this.admission.closed(address);
-      done(...verdict);
-    };
-    if (this.policy.handshakeTimeoutMs > 0) {
-      timer = setTimeout(() => {
-        this.metrics.handshakeRefused('auth_timeout');
-        this.logger.warn(`authenticate took over ${this.policy.handshakeTimeoutMs} ms: refused`);
-        decide(false, 503, 'Service Unavailable', { 'Retry-After': '5' });
-      }, this.policy.handshakeTimeoutMs);
-    }
-    try {
-      const user = await (
-        this.options.authenticate as NonNullable<ChatModuleOptions['authenticate']>
-      )(request);
-      if (decided) return;
-      if (!user) {
-        this.metrics.handshakeRefused('auth');
-        return decide(false, 401, 'Unauthorized');
-      }
-      this.admitted.set(request, user);
-      decide(true);
-    } catch (error) {
-      if (decided) return;
-      if (error instanceof HttpException) {
-        this.metrics.handshakeRefused('auth');
-        return decide(false, error.getStatus(), error.message);
-      }
-      this.logger.error(`authenticate hook failed: ${describe(error)}`);
-      decide(false, 500, 'Internal Server Error');
-    }
-  }
-
-  /** Once: per-address limits biting on proxied requests usually mean `trustProxyHops` is unset. */
-  private hintProxy(request: IncomingMessage): void {
-    if (this.proxyHinted || this.policy.trustProxyHops > 0) return;
-    if (request.headers['x-forwarded-for'] === undefined) return;
-    this.proxyHinted = true;
-    this.logger.warn(
-      'maxConnectionsPerAddress refused a handshake that came through a proxy (X-Forwarded-For): ' +
-        'set trustProxyHops (TRUST_PROXY_HOPS) to count clients, not the proxy',
-    );
   }
 
   private async notify(hook: ConnectionHook | undefined, connection: Connection): Promise<void> {
