@@ -520,3 +520,38 @@ describe("A join's history", () => {
     }
   });
 });
+
+describe('The send budget of all sockets together (maxTotalBufferedBytes)', () => {
+  let chat: RunningChatApp;
+
+  beforeAll(async () => {
+    chat = await startChatApp({
+      rateLimit: false,
+      heartbeatIntervalMs: 0,
+      maxTotalBufferedBytes: 1024 * 1024,
+    });
+  });
+
+  afterAll(async () => {
+    await chat.close();
+  });
+
+  it('cuts every socket’s allowance while slow readers hold more, and restores it once they read', async () => {
+    const limit = async (): Promise<number> =>
+      sample(await scrape(chat.httpUrl), 'chat_send_limit_bytes');
+    expect(await limit()).toBe(1024 * 1024);
+    const slow = await Promise.all([chat.join(), chat.join()]);
+    const [sender, fast] = await Promise.all([chat.join(), chat.join()]);
+    const streams = slow.map((client) => (client.socket as unknown as { _socket: Socket })._socket);
+    for (const tcp of streams) tcp.pause();
+    const body = 'x'.repeat(16 * 1024);
+    for (let sent = 0; sent < 1000; sent += 25) {
+      for (let i = sent; i < sent + 25; i++) sender.send({ message: `${i}:${body}` });
+      for (const member of [fast, sender]) await takeOf(member, 25, 'chat');
+    }
+    await waitFor(async () => (await limit()) === 64 * 1024);
+    for (const tcp of streams) tcp.resume();
+    await waitFor(async () => (await limit()) === 1024 * 1024);
+    await Promise.all([...slow, sender, fast].map((client) => client.close()));
+  });
+});

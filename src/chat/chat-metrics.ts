@@ -54,6 +54,7 @@ export class ChatMetrics {
   private readonly rooms = new Map<string, number>();
   private sendBuffers: () => number = () => 0;
   private addresses: () => number = () => 0;
+  private sendLimit: () => number = () => 0;
   private readonly errors: Counter<'code'>;
   private readonly refused: Counter<'reason'>;
   private readonly closed: Counter<'reason'>;
@@ -120,6 +121,11 @@ export class ChatMetrics {
       'chat_connection_addresses',
       'Client addresses (IPv6: /64s) with at least one open socket.',
       () => this.addresses(),
+    );
+    gauge(
+      'chat_send_limit_bytes',
+      'Bytes one socket may have queued now: maxBufferedBytes, or less while all sockets together hold more than maxTotalBufferedBytes.',
+      () => this.sendLimit(),
     );
     fromField(
       'chat_pongs_skipped_total',
@@ -258,6 +264,11 @@ export class ChatMetrics {
   /** The connection guard dropped a TCP connection. */
   tcpConnectionDropped(reason: GuardDrop): void {
     this.tcpDropped.inc({ reason });
+  }
+
+  /** Where `chat_send_limit_bytes` comes from: called at scrape time only. */
+  measureSendLimit(read: () => number): void {
+    this.sendLimit = read;
   }
 
   /** Where `chat_connection_addresses` comes from: called at scrape time only. */

@@ -116,6 +116,12 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
   private readonly presenceDue = new Map<string, NodeJS.Timeout>();
   /** When each room with members here was last told (performance.now()). */
   private readonly presenceSent = new Map<string, number>();
+  /**
+   * What one socket may have queued: `maxBufferedBytes`, or a sixteenth of it while all sockets
+   * together hold more than `maxTotalBufferedBytes` (see `budgetSends`).
+   */
+  private sendLimit: number;
+  private budgetTimer?: NodeJS.Timeout;
   /** Set on shutdown: sockets still leave, but nobody is left to tell. */
   private closing = false;
   /** The last layer message encoded: every member of one groupSend gets the same object. */
@@ -132,6 +138,7 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
   ) {
     this.options = resolveChatOptions(options);
     this.policy = resolveConnectionPolicy(options, this.options.maxFrameBytes);
+    this.sendLimit = this.options.maxBufferedBytes;
     this.handshake = new Handshake(
       this.policy,
       options.maxConnections !== undefined,
@@ -150,6 +157,7 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
       onPong: (socket) => this.drained(socket),
     });
     metrics.measureSendBuffers(() => this.sendBufferBytes());
+    metrics.measureSendLimit(() => this.sendLimit);
     Reflect.defineMetadata(
       GATEWAY_OPTIONS,
       {
@@ -184,6 +192,7 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
     });
     this.heartbeat.start();
     this.deadline.start();
+    this.budgetTimer = setInterval(() => this.budgetSends(), 1000).unref();
     if (this.deadline.supported === false) {
       this.logger.warn('this ws release hides its receiver: messageTimeoutMs is not enforced');
     }
@@ -201,6 +210,7 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
     this.heartbeat.stop();
     this.deadline.stop();
     this.handshake.stop();
+    clearInterval(this.budgetTimer);
     this.presenceDue.forEach((timer) => clearTimeout(timer));
     this.presenceDue.clear();
     await Promise.all(this.leaving);
@@ -278,7 +288,7 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
    */
   private onPing(socket: WebSocket, data: Buffer): void {
     if (!this.onControl(socket, data.length) || socket.readyState !== WebSocket.OPEN) return;
-    if (socket.bufferedAmount > this.options.maxBufferedBytes) this.metrics.pongsSkipped++;
+    if (socket.bufferedAmount > this.sendLimit) this.metrics.pongsSkipped++;
     else socket.pong(data);
   }
 
@@ -413,7 +423,7 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
   }
 
   /**
-   * Writes a chat frame. A socket with more than `maxBufferedBytes` queued reads too slowly: its
+   * Writes a chat frame. A socket with more than `sendLimit` queued reads too slowly: its
    * messages are dropped (and `false` makes the layer count a skip) until its queue has drained
    * to half the limit; then it is told how many it missed, before the next message.
    */
@@ -422,9 +432,9 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
     if (socket.readyState !== WebSocket.OPEN) return true;
     const buffered = socket.bufferedAmount;
     if (connection.dropped > 0) {
-      if (buffered > this.options.maxBufferedBytes / 2) return this.drop(connection);
+      if (buffered > this.sendLimit / 2) return this.drop(connection);
       this.tellDropped(connection);
-    } else if (buffered > this.options.maxBufferedBytes) {
+    } else if (buffered > this.sendLimit) {
       return this.drop(connection);
     }
     this.outbox.write(connection.transport, frame);
@@ -442,7 +452,7 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
   private drained(socket: WebSocket): void {
     const connection = this.connections.get(socket);
     if (!connection || connection.dropped === 0 || socket.readyState !== WebSocket.OPEN) return;
-    if (socket.bufferedAmount <= this.options.maxBufferedBytes / 2) this.tellDropped(connection);
+    if (socket.bufferedAmount <= this.sendLimit / 2) this.tellDropped(connection);
   }
 
   private tellDropped(connection: Connection): void {
@@ -460,7 +470,7 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
 
   /** An error frame, unless the socket has `maxBufferedBytes` queued: then it would not read it. */
   private sendError(socket: WebSocket, code: ErrorCode, message: string): void {
-    if (socket.bufferedAmount > this.options.maxBufferedBytes) {
+    if (socket.bufferedAmount > this.sendLimit) {
       this.metrics.errorsSkipped++;
       return;
     }
@@ -468,7 +478,25 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
     this.metrics.errorSent(code);
   }
 
-  /** Bytes queued for every socket; read at scrape time only. */
+  /**
+   * Once a second: while every socket's queue together is over `maxTotalBufferedBytes`, each
+   * socket may queue a sixteenth of `maxBufferedBytes` (at least 16 KiB), so slow readers by the
+   * thousand cannot hold the process's memory; back to the full allowance under half the total.
+   */
+  private budgetSends(): void {
+    if (this.connections.size === 0) return;
+    const total = this.sendBufferBytes();
+    const full = this.options.maxBufferedBytes;
+    if (total > this.options.maxTotalBufferedBytes) {
+      if (this.sendLimit === full)
+        this.logger.warn(`sockets hold ${total} bytes queued: tightening`);
+      this.sendLimit = Math.max(16 * 1024, Math.floor(full / 16));
+    } else if (total < this.options.maxTotalBufferedBytes / 2) {
+      this.sendLimit = full;
+    }
+  }
+
+  /** Bytes queued for every socket; read at scrape time and by `budgetSends`. */
   private sendBufferBytes(): number {
     let total = 0;
     for (const socket of this.connections.keys()) total += socket.bufferedAmount;

@@ -193,6 +193,13 @@ export interface ChatModuleOptions extends ConnectionPolicyOptions {
    * @default 1048576 (1 MiB)
    */
   maxBufferedBytes?: number;
+  /**
+   * Bytes all sockets together may have queued for sending, checked every second: past it, each
+   * socket's allowance drops to a sixteenth of `maxBufferedBytes` (at least 16 KiB) until the
+   * total is under half this, so thousands of slow readers cannot take the process's memory.
+   * @default 268435456 (256 MiB)
+   */
+  maxTotalBufferedBytes?: number;
 }
 
 /** Defaults of {@link ChatModuleOptions}. */
@@ -206,6 +213,7 @@ export const CHAT_DEFAULTS = {
   maxFrameBytes: 256 * 1024,
   maxMessageBytes: 64 * 1024,
   maxBufferedBytes: 1024 * 1024,
+  maxTotalBufferedBytes: 256 * 1024 * 1024,
 } as const;
 
 /** The options the gateway runs on, defaults applied. */
@@ -228,5 +236,6 @@ export function resolveChatOptions(options: ChatModuleOptions = {}): ResolvedCha
     maxFrameBytes: options.maxFrameBytes ?? CHAT_DEFAULTS.maxFrameBytes,
     maxMessageBytes: options.maxMessageBytes ?? CHAT_DEFAULTS.maxMessageBytes,
     maxBufferedBytes: options.maxBufferedBytes ?? CHAT_DEFAULTS.maxBufferedBytes,
+    maxTotalBufferedBytes: options.maxTotalBufferedBytes ?? CHAT_DEFAULTS.maxTotalBufferedBytes,
   };
 }
