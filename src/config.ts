@@ -8,6 +8,7 @@ export type EnvLimits = Pick<
   | 'maxMessageBytes'
   | 'maxBufferedBytes'
   | 'maxTotalBufferedBytes'
+  | 'maxUnfinishedBytes'
   | 'maxConnections'
   | 'maxConnectionsPerAddress'
   | 'handshakeRate'
@@ -43,7 +44,8 @@ export interface AppConfig {
    */
   rateLimit: RateLimitOptions | false;
   /**
-   * `MAX_MESSAGE_BYTES`, `MAX_BUFFERED_BYTES`, `MAX_TOTAL_BUFFERED_BYTES`, `MAX_CONNECTIONS`, `MAX_CONNECTIONS_PER_ADDRESS`,
+   * `MAX_MESSAGE_BYTES`, `MAX_BUFFERED_BYTES`, `MAX_TOTAL_BUFFERED_BYTES`, `MAX_UNFINISHED_BYTES`,
+   * `MAX_CONNECTIONS`, `MAX_CONNECTIONS_PER_ADDRESS`,
    * `HANDSHAKES_PER_SECOND` (0 turns the handshake budget off) and `HANDSHAKE_BURST`,
    * `HANDSHAKE_TIMEOUT_MS`, `MESSAGE_TIMEOUT_MS`, `TRUST_PROXY_HOPS`, `HISTORY_LIMIT`,
    * `HISTORY_BYTES`, `MAX_HISTORY_BYTES`, `MAX_ROOMS`; unset ones take the module's defaults.
@@ -117,6 +119,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       maxMessageBytes: optional(env, 'MAX_MESSAGE_BYTES', 1, 100 * 1024 * 1024),
       maxBufferedBytes: optional(env, 'MAX_BUFFERED_BYTES', 1024, 2 ** 40),
       maxTotalBufferedBytes: optional(env, 'MAX_TOTAL_BUFFERED_BYTES', 1024, 2 ** 50),
+      maxUnfinishedBytes: optional(env, 'MAX_UNFINISHED_BYTES', 1024, 2 ** 50),
       maxConnections: optional(env, 'MAX_CONNECTIONS', 1, 10_000_000),
       maxConnectionsPerAddress: optional(env, 'MAX_CONNECTIONS_PER_ADDRESS', 0, 10_000_000),
       handshakeRate:

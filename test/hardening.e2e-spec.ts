@@ -555,3 +555,43 @@ describe('The send budget of all sockets together (maxTotalBufferedBytes)', () =
     await Promise.all([...slow, sender, fast].map((client) => client.close()));
   });
 });
+
+describe('Messages still arriving (maxUnfinishedBytes)', () => {
+  it('closes, with 1013, the socket whose unfinished message takes all of them past the bound', async () => {
+    const chat = await startChatApp({ maxUnfinishedBytes: 100 * 1024, messageTimeoutMs: 0 });
+    try {
+      const open = (): Promise<WebSocket> =>
+        new Promise((resolve, reject) => {
+          const socket = new WebSocket(chat.wsUrl());
+          socket.once('open', () => resolve(socket)).once('error', reject);
+        });
+      const first = await open();
+      const second = await open();
+      const part = `{"message":"${'u'.repeat(60 * 1024)}`;
+      first.send(part, { fin: false });
+      await waitFor(
+        async () => sample(await scrape(chat.httpUrl), 'chat_unfinished_bytes') > 60 * 1024,
+      );
+      const closed = new Promise<number>((resolve) => second.once('close', resolve));
+      second.send(part, { fin: false });
+      await expect(closed).resolves.toBe(1013);
+      const metrics = await scrape(chat.httpUrl);
+      expect(
+        sample(metrics, 'chat_connections_closed_by_server_total{reason="unfinished_budget"}'),
+      ).toBe(1);
+      // The first finishes its message: it was never at fault.
+      const echoed = new Promise<string>((resolve) =>
+        first.on('message', (data: Buffer) => {
+          const frame = JSON.parse(data.toString()) as { type: string; message?: string };
+          if (frame.type === 'chat') resolve(frame.message ?? '');
+        }),
+      );
+      first.send('"}', { fin: true });
+      await expect(echoed).resolves.toHaveLength(60 * 1024);
+      await waitFor(async () => sample(await scrape(chat.httpUrl), 'chat_unfinished_bytes') === 0);
+      first.close();
+    } finally {
+      await chat.close();
+    }
+  });
+});

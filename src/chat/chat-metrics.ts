@@ -16,7 +16,8 @@ export type ServerCloseReason =
   | 'heartbeat_timeout'
   | 'layer_unavailable'
   | 'invalid_session'
-  | 'message_timeout';
+  | 'message_timeout'
+  | 'unfinished_budget';
 
 /** Why a handshake was refused. */
 export type HandshakeRefusal = AdmissionRefusal | 'origin' | 'auth' | 'auth_timeout' | 'host';
@@ -55,6 +56,7 @@ export class ChatMetrics {
   private sendBuffers: () => number = () => 0;
   private addresses: () => number = () => 0;
   private sendLimit: () => number = () => 0;
+  private unfinished: () => number = () => 0;
   private readonly errors: Counter<'code'>;
   private readonly refused: Counter<'reason'>;
   private readonly closed: Counter<'reason'>;
@@ -126,6 +128,11 @@ export class ChatMetrics {
       'chat_send_limit_bytes',
       'Bytes one socket may have queued now: maxBufferedBytes, or less while all sockets together hold more than maxTotalBufferedBytes.',
       () => this.sendLimit(),
+    );
+    gauge(
+      'chat_unfinished_bytes',
+      'Bytes of messages not yet complete that ws holds for all sockets (bounded by maxUnfinishedBytes).',
+      () => this.unfinished(),
     );
     fromField(
       'chat_pongs_skipped_total',
@@ -264,6 +271,11 @@ export class ChatMetrics {
   /** The connection guard dropped a TCP connection. */
   tcpConnectionDropped(reason: GuardDrop): void {
     this.tcpDropped.inc({ reason });
+  }
+
+  /** Where `chat_unfinished_bytes` comes from: called at scrape time only. */
+  measureUnfinished(read: () => number): void {
+    this.unfinished = read;
   }
 
   /** Where `chat_send_limit_bytes` comes from: called at scrape time only. */

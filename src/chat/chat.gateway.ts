@@ -145,8 +145,13 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
       this.options.authenticate,
       metrics,
     );
-    this.deadline = new MessageDeadline(this.policy.messageTimeoutMs, (socket) =>
-      this.closeFor(socket, 'message_timeout', CloseCode.PolicyViolation, 'message timeout'),
+    this.deadline = new MessageDeadline(
+      this.policy.messageTimeoutMs,
+      this.options.maxUnfinishedBytes,
+      (socket) =>
+        this.closeFor(socket, 'message_timeout', CloseCode.PolicyViolation, 'message timeout'),
+      (socket) =>
+        this.closeFor(socket, 'unfinished_budget', CloseCode.TryAgainLater, 'server busy'),
     );
     this.hooked = Boolean(options.onConnect ?? options.onDisconnect ?? options.onMessage);
     this.heartbeat = new Heartbeat(this.policy.heartbeatIntervalMs, {
@@ -158,6 +163,7 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
     });
     metrics.measureSendBuffers(() => this.sendBufferBytes());
     metrics.measureSendLimit(() => this.sendLimit);
+    metrics.measureUnfinished(() => this.deadline.held);
     Reflect.defineMetadata(
       GATEWAY_OPTIONS,
       {
@@ -194,7 +200,9 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
     this.deadline.start();
     this.budgetTimer = setInterval(() => this.budgetSends(), 1000).unref();
     if (this.deadline.supported === false) {
-      this.logger.warn('this ws release hides its receiver: messageTimeoutMs is not enforced');
+      this.logger.warn(
+        'this ws release hides its receiver: messageTimeoutMs and maxUnfinishedBytes are not enforced',
+      );
     }
     const httpServer = this.adapterHost?.httpAdapter?.getHttpServer() as HttpServer | undefined;
     this.handshake.start(
@@ -246,7 +254,7 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
     this.handshake.opened(address);
     this.metrics.connectionOpened();
     this.heartbeat.watch(socket);
-    connection.progress = this.deadline.watch(socket);
+    connection.progress = this.deadline.watch(socket, stream);
     // Called from ws' upgrade callback: a throw or rejection here would reach the process, so
     // every failure ends in failJoin.
     connection.joining = this.join(connection).catch((error: unknown) =>

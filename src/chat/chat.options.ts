@@ -200,6 +200,13 @@ export interface ChatModuleOptions extends ConnectionPolicyOptions {
    * @default 268435456 (256 MiB)
    */
   maxTotalBufferedBytes?: number;
+  /**
+   * Bytes of messages still arriving (fragmented, or a frame trickling in) that ws may hold for
+   * all sockets together: the socket whose bytes take the total past it is closed with 1013 at
+   * once. Each socket holds at most `maxFrameBytes` of one message, for `messageTimeoutMs`.
+   * @default 67108864 (64 MiB)
+   */
+  maxUnfinishedBytes?: number;
 }
 
 /** Defaults of {@link ChatModuleOptions}. */
@@ -214,6 +221,7 @@ export const CHAT_DEFAULTS = {
   maxMessageBytes: 64 * 1024,
   maxBufferedBytes: 1024 * 1024,
   maxTotalBufferedBytes: 256 * 1024 * 1024,
+  maxUnfinishedBytes: 64 * 1024 * 1024,
 } as const;
 
 /** The options the gateway runs on, defaults applied. */
@@ -237,5 +245,6 @@ export function resolveChatOptions(options: ChatModuleOptions = {}): ResolvedCha
     maxMessageBytes: options.maxMessageBytes ?? CHAT_DEFAULTS.maxMessageBytes,
     maxBufferedBytes: options.maxBufferedBytes ?? CHAT_DEFAULTS.maxBufferedBytes,
     maxTotalBufferedBytes: options.maxTotalBufferedBytes ?? CHAT_DEFAULTS.maxTotalBufferedBytes,
+    maxUnfinishedBytes: options.maxUnfinishedBytes ?? CHAT_DEFAULTS.maxUnfinishedBytes,
   };
 }

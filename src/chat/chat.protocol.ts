@@ -127,7 +127,10 @@ export const CloseCode = {
   PolicyViolation: 1008,
   /** A frame was larger than the frame size limit (sent by `ws` itself). */
   MessageTooBig: 1009,
-  /** The channel layer could not be reached when the socket tried to join. */
+  /**
+   * The channel layer could not be reached when the socket tried to join, or the server holds
+   * `maxUnfinishedBytes` of messages still arriving and this socket's would take it past.
+   */
   TryAgainLater: 1013,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
