@@ -250,5 +250,6 @@ describe('The lobby under npm start’s headers, in a real browser', () => {
       app.signal('SIGTERM');
       await app.exited;
     }
-  });
+    // A browser and a compiled app, each started cold.
+  }, 60_000);
 });
