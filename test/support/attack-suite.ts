@@ -78,8 +78,10 @@ function expectWithstood(what: string, report: WatchReport, rssBoundMiB: number)
       bystander.sent > 0 && bystander.lost === 0,
     [`bystander still open (${bystander.closedWith ?? 'open'})`]:
       bystander.closedWith === undefined,
-    [`bystander p50 ${bystander.p50Ms} ms < ${BYSTANDER_P50_MS} ms`]:
-      bystander.p50Ms < BYSTANDER_P50_MS,
+    // A median needs a run of messages: an attack over within a second (a burst of handshakes)
+    // leaves the bystander a sample or two, which its max bounds.
+    [`bystander p50 ${bystander.p50Ms} ms < ${BYSTANDER_P50_MS} ms (of ${bystander.received})`]:
+      bystander.received < 10 || bystander.p50Ms < BYSTANDER_P50_MS,
     [`bystander max ${bystander.maxMs} ms < ${BYSTANDER_MAX_MS} ms`]:
       bystander.maxMs < BYSTANDER_MAX_MS,
     [`/health failed ${health.failures.length} of ${health.polls} (${health.failures.slice(0, 3).join('; ')})`]:
