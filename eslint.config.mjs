@@ -3,7 +3,7 @@ import eslint from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'coverage/', 'bench/out/'] },
+  { ignores: ['dist/', 'node_modules/', 'coverage/', 'bench/out/', 'test/hosts/'] },
   eslint.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -2,9 +2,9 @@ import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http
 import { isIP } from 'node:net';
 import { INestApplication } from '@nestjs/common';
 import helmet from 'helmet';
-import { compileHostCheck } from './chat/host-check';
-export { isLoopback } from './chat/host-check';
-import { AppConfig } from './config';
+import { compileHostCheck } from './chat/host-check.js';
+export { isLoopback } from './chat/host-check.js';
+import { AppConfig } from './config.js';
 
 /**
  * The runnable app's HTTP side: helmet's headers, the Host check, and the internal port for

@@ -1,8 +1,8 @@
 import { DynamicModule, Module } from '@nestjs/common';
-import { ChatModule } from './chat/chat.module';
-import { ChatModuleOptions, RoomsApiOptions } from './chat/chat.options';
-import { HealthModule } from './health/health.module';
-import { RoomsTurnedOffController } from './rooms/rooms.controller';
+import { ChatModule } from './chat/chat.module.js';
+import { ChatModuleOptions, RoomsApiOptions } from './chat/chat.options.js';
+import { HealthModule } from './health/health.module.js';
+import { RoomsTurnedOffController } from './rooms/rooms.controller.js';
 
 /** What the runnable app decides beside ChatModule's options. */
 export interface AppOptions {

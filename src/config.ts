@@ -1,6 +1,6 @@
 import type { LogLevel } from '@nestjs/common';
-import type { ChatModuleOptions } from './chat/chat.options';
-import type { RateLimitOptions } from './chat/connection-policy';
+import type { ChatModuleOptions } from './chat/chat.options.js';
+import type { RateLimitOptions } from './chat/connection-policy.js';
 
 /** The bounds the environment sets; see the README's limits table. */
 export type EnvLimits = Pick<

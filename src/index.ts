@@ -1,7 +1,7 @@
-// The library's public API: what embedding apps import.
-export * from './channel-layer';
-export * from './chat';
-export { LOBBY_CSP } from './chat/chat.module-definition';
-export * from './chat/host-check';
-export * from './health';
-export * from './rooms';
+// The library's public API: what embedding apps import. The health module and the test client
+// are subpaths (`nest-channels-chat/health`, `/testing`): their dependencies are optional peers.
+export * from './channel-layer/index.js';
+export * from './chat/index.js';
+export { LOBBY_CSP } from './chat/chat.module-definition.js';
+export * from './chat/host-check.js';
+export * from './rooms/index.js';

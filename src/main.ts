@@ -1,8 +1,9 @@
+import './node-version.js';
 import 'reflect-metadata';
 import type { IncomingMessage } from 'node:http';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { AppModule } from './app.module';
+import { AppModule } from './app.module.js';
 import {
   hostCheck,
   internalOnly,
@@ -10,14 +11,14 @@ import {
   listenInternal,
   securityHeaders,
   urlOf,
-} from './app-http';
-import { ChatWsAdapter } from './chat/chat-ws.adapter';
-import { createAppLogger } from './app-logger';
-import { RedisChannelLayer } from './channel-layer/redis-channel-layer';
-import { ChatModuleOptions } from './chat/chat.options';
-import { RedisRoomState } from './rooms/redis-room-state';
-import { AppConfig, loadConfig } from './config';
-import { closeOnSignals } from './shutdown';
+} from './app-http.js';
+import { ChatWsAdapter } from './chat/chat-ws.adapter.js';
+import { createAppLogger } from './app-logger.js';
+import { RedisChannelLayer } from './channel-layer/redis-channel-layer.js';
+import { ChatModuleOptions } from './chat/chat.options.js';
+import { RedisRoomState } from './rooms/redis-room-state.js';
+import { AppConfig, loadConfig } from './config.js';
+import { closeOnSignals } from './shutdown.js';
 
 /** The layer (and room store) the environment asks for; the in-memory defaults otherwise. */
 function stateFor(config: AppConfig): Pick<ChatModuleOptions, 'layer' | 'roomState'> {

@@ -1,5 +1,5 @@
-import { MiB } from './support/attackers';
-import { describeAttacks } from './support/attack-suite';
+import { MiB } from './support/attackers.js';
+import { describeAttacks } from './support/attack-suite.js';
 
 /**
  * Issue 15's attacks, short: each runs for seconds against `node dist/main.js` on loopback, with

@@ -1,4 +1,4 @@
-import { describeAttacks } from './support/attack-suite';
+import { describeAttacks } from './support/attack-suite.js';
 
 /**
  * Issue 15's attacks, heavier: `npm run attack` (not part of `npm test`: the name matches no

@@ -4,7 +4,7 @@ import {
   ChannelLayerOptions,
   ChannelMessage,
   InvalidChannelLayerInput,
-} from '../src';
+} from '../src/index.js';
 
 /** How a conformance run builds layers and moves time for one implementation. */
 export interface ConformanceTarget {

@@ -1,8 +1,8 @@
 import WebSocket from 'ws';
-import { ChatTestClient, HandshakeRefused } from '../src/testing';
-import { waitFor } from './channel-layer.conformance';
-import { RunningChatApp, startChatApp } from './support/chat-app';
-import { nextOf } from './support/frames';
+import { ChatTestClient, HandshakeRefused } from '../src/testing/index.js';
+import { waitFor } from './channel-layer.conformance.js';
+import { RunningChatApp, startChatApp } from './support/chat-app.js';
+import { nextOf } from './support/frames.js';
 
 describe('Chat over WebSocket (the seed protocol)', () => {
   let chat: RunningChatApp;

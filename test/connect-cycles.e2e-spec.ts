@@ -1,10 +1,10 @@
 import { isDeepStrictEqual } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { ChatTestClient } from '../src/testing';
-import { waitFor } from './channel-layer.conformance';
-import { RunningChatApp, startChatApp } from './support/chat-app';
-import { sample, scrape } from './support/metrics';
+import { ChatTestClient } from '../src/testing/index.js';
+import { waitFor } from './channel-layer.conformance.js';
+import { RunningChatApp, startChatApp } from './support/chat-app.js';
+import { sample, scrape } from './support/metrics.js';
 
 /**
  * Connect, greet, disconnect, many times: nothing may grow. The suite runs 2,000 cycles;

@@ -9,17 +9,17 @@ import {
 import { WebSocket } from 'ws';
 import { Test } from '@nestjs/testing';
 import { AddressInfo } from 'node:net';
-import { AuditedChannelLayer } from '../examples/host-app/audited-channel-layer';
-import { Attendance, HostModule } from '../examples/host-app/host.module';
+import { AuditedChannelLayer } from '../examples/host-app/audited-channel-layer.js';
+import { Attendance, HostModule } from '../examples/host-app/host.module.js';
 import {
   ChannelLayer,
   ChatModule,
   ChatWsAdapter,
   InMemoryChannelLayer,
   RAW_FRAME_EVENT,
-} from '../src';
-import { ChatTestClient, HandshakeRefused } from '../src/testing';
-import { waitFor } from './channel-layer.conformance';
+} from '../src/index.js';
+import { ChatTestClient, HandshakeRefused } from '../src/testing/index.js';
+import { waitFor } from './channel-layer.conformance.js';
 
 async function listen(app: INestApplication): Promise<number> {
   app.useWebSocketAdapter(new ChatWsAdapter(app));

@@ -1,5 +1,5 @@
-import { RunningChatApp, startChatApp } from './support/chat-app';
-import { expectNoneOf, nextOf } from './support/frames';
+import { RunningChatApp, startChatApp } from './support/chat-app.js';
+import { expectNoneOf, nextOf } from './support/frames.js';
 
 /**
  * Fuzzing the frame handler: thousands of random and malformed frames, each answered as the README

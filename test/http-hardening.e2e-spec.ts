@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { LOBBY_CSP } from '../src/chat/chat.module-definition';
-import { ChatTestClient } from '../src/testing';
-import { AppProcess, buildApp } from './support/app-process';
-import { launchChromium } from './support/chromium';
+import { LOBBY_CSP } from '../src/chat/chat.module-definition.js';
+import { ChatTestClient } from '../src/testing/index.js';
+import { AppProcess, buildApp } from './support/app-process.js';
+import { launchChromium } from './support/chromium.js';
 
 /** The compiled app (`npm start`), and its `http://` base URL once it listens. */
 async function start(env: Record<string, string> = {}): Promise<{ app: AppProcess; url: string }> {
@@ -68,7 +68,7 @@ describe('HTTP hardening of `npm start`', () => {
   });
 
   it('keeps the page’s <meta> CSP the header’s, less frame-ancestors', async () => {
-    const html = await readFile(join(__dirname, '..', 'client', 'index.html'), 'utf8');
+    const html = await readFile(join(import.meta.dirname, '..', 'client', 'index.html'), 'utf8');
     const meta = /http-equiv="Content-Security-Policy"\s+content="([^"]+)"/.exec(html);
     expect(`${meta?.[1]}; frame-ancestors 'none'`).toBe(LOBBY_CSP);
   });

@@ -1,5 +1,5 @@
-import { InMemoryChannelLayer, InMemoryChannelLayerOptions } from '../src';
-import { describeChannelLayerConformance } from './channel-layer.conformance';
+import { InMemoryChannelLayer, InMemoryChannelLayerOptions } from '../src/index.js';
+import { describeChannelLayerConformance } from './channel-layer.conformance.js';
 
 // A clock the suite moves by hand: expiry is tested without sleeping.
 let now = 1_700_000_000_000;

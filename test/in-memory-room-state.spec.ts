@@ -1,5 +1,5 @@
-import { InMemoryChannelLayer, InMemoryRoomState, recordBytes } from '../src';
-import { describeRoomStateConformance } from './room-state.conformance';
+import { InMemoryChannelLayer, InMemoryRoomState, recordBytes } from '../src/index.js';
+import { describeRoomStateConformance } from './room-state.conformance.js';
 
 describeRoomStateConformance('InMemoryRoomState', {
   create: (options) => new InMemoryRoomState(options),

@@ -1,10 +1,10 @@
 import { AddressInfo } from 'node:net';
 import { Browser, Page } from 'playwright-core';
-import { InMemoryRoomState } from '../src/rooms/in-memory-room-state';
-import { ChatRecord } from '../src/rooms/room-state';
-import { ChatTestClient } from '../src/testing';
-import { RunningChatApp, startChatApp } from './support/chat-app';
-import { launchChromium } from './support/chromium';
+import { InMemoryRoomState } from '../src/rooms/in-memory-room-state.js';
+import { ChatRecord } from '../src/rooms/room-state.js';
+import { ChatTestClient } from '../src/testing/index.js';
+import { RunningChatApp, startChatApp } from './support/chat-app.js';
+import { launchChromium } from './support/chromium.js';
 
 /** A room name no other test uses. */
 const roomName = (label: string): string => `${label}-${Math.random().toString(36).slice(2, 8)}`;

@@ -1,6 +1,6 @@
 import { Browser } from 'playwright-core';
-import { RunningChatApp, startChatApp } from './support/chat-app';
-import { launchChromium } from './support/chromium';
+import { RunningChatApp, startChatApp } from './support/chat-app.js';
+import { launchChromium } from './support/chromium.js';
 
 describe('The lobby in a real browser', () => {
   let chat: RunningChatApp;

@@ -6,11 +6,11 @@
  */
 import { join } from 'node:path';
 import { Browser } from 'playwright-core';
-import { ChatTestClient } from '../src/testing';
-import { RunningChatApp, startChatApp } from './support/chat-app';
-import { launchChromium } from './support/chromium';
+import { ChatTestClient } from '../src/testing/index.js';
+import { RunningChatApp, startChatApp } from './support/chat-app.js';
+import { launchChromium } from './support/chromium.js';
 
-const DOCS = join(__dirname, '..', 'docs');
+const DOCS = join(import.meta.dirname, '..', 'docs');
 
 const conversation: [string, string][] = [
   ['Bob', 'Morning! Is the staging deploy still on for today?'],

@@ -1,4 +1,4 @@
-import { MessageCipher } from '../src/channel-layer/message-crypto';
+import { MessageCipher } from '../src/channel-layer/message-crypto.js';
 
 describe('MessageCipher', () => {
   it('opens what it sealed, and seals the same text differently each time', () => {

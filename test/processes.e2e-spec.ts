@@ -1,8 +1,8 @@
-import { ChatFrame } from '../src';
-import { ChatTestClient } from '../src/testing';
-import { describeWithRedis, REDIS_URL, uniquePrefix } from './redis-test-support';
-import { AppProcess, buildApp } from './support/app-process';
-import { echoOf, presenceOf } from './support/frames';
+import { ChatFrame } from '../src/index.js';
+import { ChatTestClient } from '../src/testing/index.js';
+import { describeWithRedis, REDIS_URL, uniquePrefix } from './redis-test-support.js';
+import { AppProcess, buildApp } from './support/app-process.js';
+import { echoOf, presenceOf } from './support/frames.js';
 
 type Chat = Required<ChatFrame>;
 

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
-import { RedisChannelLayer } from '../src/channel-layer';
-import { waitFor } from './channel-layer.conformance';
-import { RedisServerProcess, describeWithRedisServer, uniquePrefix } from './redis-test-support';
+import { RedisChannelLayer } from '../src/channel-layer/index.js';
+import { waitFor } from './channel-layer.conformance.js';
+import { RedisServerProcess, describeWithRedisServer, uniquePrefix } from './redis-test-support.js';
 
 describeWithRedisServer('RedisChannelLayer groupSend cost', () => {
   let server: RedisServerProcess;

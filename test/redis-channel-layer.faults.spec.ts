@@ -1,6 +1,10 @@
-import { ChannelLayerUnavailable, ChannelMessage, RedisChannelLayer } from '../src/channel-layer';
-import { waitFor } from './channel-layer.conformance';
-import { RedisServerProcess, describeWithRedisServer, uniquePrefix } from './redis-test-support';
+import {
+  ChannelLayerUnavailable,
+  ChannelMessage,
+  RedisChannelLayer,
+} from '../src/channel-layer/index.js';
+import { waitFor } from './channel-layer.conformance.js';
+import { RedisServerProcess, describeWithRedisServer, uniquePrefix } from './redis-test-support.js';
 
 const msg = (text: string): ChannelMessage => ({ type: 'test.message', text });
 

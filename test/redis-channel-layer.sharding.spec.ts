@@ -1,8 +1,8 @@
 import { Redis } from 'ioredis';
-import { ChannelMessage, RedisChannelLayer, nonLocalName } from '../src/channel-layer';
-import { consistentHash, crc32 } from '../src/channel-layer/redis-sharding';
-import { waitFor } from './channel-layer.conformance';
-import { RedisServerProcess, describeWithRedisServer, uniquePrefix } from './redis-test-support';
+import { ChannelMessage, RedisChannelLayer, nonLocalName } from '../src/channel-layer/index.js';
+import { consistentHash, crc32 } from '../src/channel-layer/redis-sharding.js';
+import { waitFor } from './channel-layer.conformance.js';
+import { RedisServerProcess, describeWithRedisServer, uniquePrefix } from './redis-test-support.js';
 
 const msg = (text: string): ChannelMessage => ({ type: 'test.message', text });
 

@@ -6,9 +6,9 @@ import {
   InvalidChannelLayerInput,
   RedisChannelLayer,
   RedisChannelLayerOptions,
-} from '../src/channel-layer';
-import { describeChannelLayerConformance, waitFor } from './channel-layer.conformance';
-import { REDIS_URL, describeWithRedis, uniquePrefix } from './redis-test-support';
+} from '../src/channel-layer/index.js';
+import { describeChannelLayerConformance, waitFor } from './channel-layer.conformance.js';
+import { REDIS_URL, describeWithRedis, uniquePrefix } from './redis-test-support.js';
 
 const msg = (text: string): ChannelMessage => ({ type: 'test.message', text });
 

@@ -5,11 +5,11 @@ import {
   RedisChannelLayer,
   RedisRoomState,
   compareRecordIds,
-} from '../src';
-import { ChatTestClient } from '../src/testing';
-import { REDIS_URL, describeWithRedis, uniquePrefix } from './redis-test-support';
-import { RunningChatApp, startChatApp } from './support/chat-app';
-import { presenceOf } from './support/frames';
+} from '../src/index.js';
+import { ChatTestClient } from '../src/testing/index.js';
+import { REDIS_URL, describeWithRedis, uniquePrefix } from './redis-test-support.js';
+import { RunningChatApp, startChatApp } from './support/chat-app.js';
+import { presenceOf } from './support/frames.js';
 
 type Chat = Required<ChatFrame>;
 

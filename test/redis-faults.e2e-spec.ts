@@ -1,7 +1,7 @@
-import { RedisChannelLayer } from '../src';
-import { ChatTestClient } from '../src/testing';
-import { RedisServerProcess, describeWithRedisServer, uniquePrefix } from './redis-test-support';
-import { RunningChatApp, startChatApp } from './support/chat-app';
+import { RedisChannelLayer } from '../src/index.js';
+import { ChatTestClient } from '../src/testing/index.js';
+import { RedisServerProcess, describeWithRedisServer, uniquePrefix } from './redis-test-support.js';
+import { RunningChatApp, startChatApp } from './support/chat-app.js';
 
 /** The sender's answer to its own message: its echo or an error frame (presence skipped). */
 async function replyTo(client: ChatTestClient): Promise<{ type: string; code?: string }> {

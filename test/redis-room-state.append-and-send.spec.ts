@@ -6,15 +6,15 @@ import {
   RedisChannelLayer,
   RedisRoomState,
   compareRecordIds,
-} from '../src';
-import { waitFor } from './channel-layer.conformance';
+} from '../src/index.js';
+import { waitFor } from './channel-layer.conformance.js';
 import {
   REDIS_URL,
   RedisServerProcess,
   describeWithRedis,
   describeWithRedisServer,
   uniquePrefix,
-} from './redis-test-support';
+} from './redis-test-support.js';
 
 const CHAT = 'chat.message';
 

@@ -6,17 +6,17 @@ import {
   RedisRoomStateOptions,
   compareRecordIds,
   recordBytes,
-} from '../src';
-import { consistentHash } from '../src/channel-layer/redis-sharding';
-import { waitFor } from './channel-layer.conformance';
+} from '../src/index.js';
+import { consistentHash } from '../src/channel-layer/redis-sharding.js';
+import { waitFor } from './channel-layer.conformance.js';
 import {
   REDIS_URL,
   RedisServerProcess,
   describeWithRedis,
   describeWithRedisServer,
   uniquePrefix,
-} from './redis-test-support';
-import { describeRoomStateConformance } from './room-state.conformance';
+} from './redis-test-support.js';
+import { describeRoomStateConformance } from './room-state.conformance.js';
 
 /** Short intervals, so a process's death is noticed within a second. */
 const FAST: RedisRoomStateOptions = {

@@ -7,8 +7,8 @@ import {
   compareRecordIds,
   isRecordId,
   recordBytes,
-} from '../src';
-import { waitFor } from './channel-layer.conformance';
+} from '../src/index.js';
+import { waitFor } from './channel-layer.conformance.js';
 
 /** How a conformance run builds stores for one implementation. */
 export interface RoomStateTarget {

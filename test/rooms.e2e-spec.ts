@@ -1,9 +1,9 @@
 import { WebSocket } from 'ws';
-import { ChatFrame, HistoryFrame } from '../src';
-import { ChatTestClient } from '../src/testing';
-import { RunningChatApp, startChatApp } from './support/chat-app';
-import { waitFor } from './channel-layer.conformance';
-import { presenceOf } from './support/frames';
+import { ChatFrame, HistoryFrame } from '../src/index.js';
+import { ChatTestClient } from '../src/testing/index.js';
+import { RunningChatApp, startChatApp } from './support/chat-app.js';
+import { waitFor } from './channel-layer.conformance.js';
+import { presenceOf } from './support/frames.js';
 
 type Chat = Required<ChatFrame>;
 

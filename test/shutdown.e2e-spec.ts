@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { ChatTestClient } from '../src/testing';
-import { AppProcess, buildApp, withinMs } from './support/app-process';
+import { ChatTestClient } from '../src/testing/index.js';
+import { AppProcess, buildApp, withinMs } from './support/app-process.js';
 
 describe('Graceful shutdown of the compiled app (node dist/main.js)', () => {
   const apps: AppProcess[] = [];

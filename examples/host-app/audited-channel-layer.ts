@@ -1,4 +1,4 @@
-import { ChannelMessage, InMemoryChannelLayer } from '../../src';
+import { ChannelMessage, InMemoryChannelLayer } from '../../src/index.js';
 
 /** The host's custom layer: in memory, and it counts the chat messages sent to each group. */
 export class AuditedChannelLayer extends InMemoryChannelLayer {

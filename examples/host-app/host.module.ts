@@ -1,8 +1,14 @@
 import type { IncomingMessage } from 'node:http';
 import { Body, Controller, Get, HttpCode, Module, Post } from '@nestjs/common';
-import { ChannelLayer, ChatMessageRejected, ChatModule, ChatRooms, ChatUser } from '../../src';
-import { AuditedChannelLayer } from './audited-channel-layer';
-import { Settings, SettingsModule } from './settings';
+import {
+  ChannelLayer,
+  ChatMessageRejected,
+  ChatModule,
+  ChatRooms,
+  ChatUser,
+} from '../../src/index.js';
+import { AuditedChannelLayer } from './audited-channel-layer.js';
+import { Settings, SettingsModule } from './settings.js';
 
 /** Who came and went, as the chat hooks reported it. */
 export class Attendance {

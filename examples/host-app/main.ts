@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import { ChatWsAdapter } from '../../src';
-import { HostModule } from './host.module';
+import { ChatWsAdapter } from '../../src/index.js';
+import { HostModule } from './host.module.js';
 
 /** `npx ts-node examples/host-app/main.ts`, or compiled: an existing app with the chat added. */
 async function main(): Promise<void> {

@@ -1,4 +1,4 @@
-import { InvalidChannelLayerInput } from './channel-layer.errors';
+import { InvalidChannelLayerInput } from './channel-layer.errors.js';
 
 /** Channels' MAX_NAME_LENGTH: a name must be strictly shorter than this. */
 export const MAX_NAME_LENGTH = 100;

@@ -1,6 +1,6 @@
-import { ChannelMessage } from './channel-layer';
-import { InvalidChannelLayerInput } from './channel-layer.errors';
-import { assertMessage } from './channel-names';
+import { ChannelMessage } from './channel-layer.js';
+import { InvalidChannelLayerInput } from './channel-layer.errors.js';
+import { assertMessage } from './channel-names.js';
 
 /**
  * A message as JSON, checked first. Every layer carries messages as JSON (Redis has to), so a

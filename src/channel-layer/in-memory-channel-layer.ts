@@ -7,9 +7,13 @@ import {
   ChannelMessage,
   ChannelReceiver,
   ReceiveOptions,
-} from './channel-layer';
-import { ChannelFull, ChannelLayerClosed, InvalidChannelLayerInput } from './channel-layer.errors';
-import { freezeCopy } from './frozen-message';
+} from './channel-layer.js';
+import {
+  ChannelFull,
+  ChannelLayerClosed,
+  InvalidChannelLayerInput,
+} from './channel-layer.errors.js';
+import { freezeCopy } from './frozen-message.js';
 import {
   CapacityTable,
   assertChannelName,
@@ -18,7 +22,7 @@ import {
   compileCapacities,
   nonLocalName,
   positiveSeconds,
-} from './channel-names';
+} from './channel-names.js';
 
 /** Options of the in-memory layer. */
 export interface InMemoryChannelLayerOptions extends ChannelLayerOptions {

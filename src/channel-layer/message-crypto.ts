@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
-import { InvalidChannelLayerInput } from './channel-layer.errors';
+import { InvalidChannelLayerInput } from './channel-layer.errors.js';
 
 const VERSION = 1;
 const IV_BYTES = 12;

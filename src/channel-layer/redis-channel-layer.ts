@@ -7,8 +7,12 @@ import {
   ChannelMessage,
   ChannelReceiver,
   ReceiveOptions,
-} from './channel-layer';
-import { ChannelFull, ChannelLayerClosed, InvalidChannelLayerInput } from './channel-layer.errors';
+} from './channel-layer.js';
+import {
+  ChannelFull,
+  ChannelLayerClosed,
+  InvalidChannelLayerInput,
+} from './channel-layer.errors.js';
 import {
   CapacityTable,
   assertChannelName,
@@ -18,14 +22,14 @@ import {
   isValidGroupName,
   nonLocalName,
   positiveSeconds,
-} from './channel-names';
-import { MessageCipher } from './message-crypto';
-import { GROUP_ADD, GROUP_CHANNELS, GROUP_SEND, POP, PUSH, UNPOP } from './redis-scripts';
-import { RedisHost, RedisShard, RedisShardEvents, hostList } from './redis-shard';
-import { consistentHash } from './redis-sharding';
-import { fromJson, toJson } from './frozen-message';
+} from './channel-names.js';
+import { MessageCipher } from './message-crypto.js';
+import { GROUP_ADD, GROUP_CHANNELS, GROUP_SEND, POP, PUSH, UNPOP } from './redis-scripts.js';
+import { RedisHost, RedisShard, RedisShardEvents, hostList } from './redis-shard.js';
+import { consistentHash } from './redis-sharding.js';
+import { fromJson, toJson } from './frozen-message.js';
 
-export type { RedisHost } from './redis-shard';
+export type { RedisHost } from './redis-shard.js';
 
 /** Options of {@link RedisChannelLayer}: the shared ones plus channels_redis' own. */
 export interface RedisChannelLayerOptions extends ChannelLayerOptions {

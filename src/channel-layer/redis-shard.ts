@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { Redis, RedisOptions } from 'ioredis';
-import { ChannelLayerUnavailable, InvalidChannelLayerInput } from './channel-layer.errors';
-import { LuaScript } from './redis-scripts';
+import { ChannelLayerUnavailable, InvalidChannelLayerInput } from './channel-layer.errors.js';
+import { LuaScript } from './redis-scripts.js';
 
 /** One Redis host of a layer: a URL, ioredis options, or a client the caller owns. */
 export type RedisHost = string | RedisOptions | Redis;

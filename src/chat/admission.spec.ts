@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
-import { Admission } from './admission';
-import { addressKey, clientAddress } from './client-address';
+import { Admission } from './admission.js';
+import { addressKey, clientAddress } from './client-address.js';
 
 const limits = {
   maxConnections: 3,

@@ -1,11 +1,11 @@
 import { Injectable } from '@nestjs/common';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { ChannelLayer } from '../channel-layer/channel-layer';
-import { InMemoryRoomState } from '../rooms/in-memory-room-state';
-import { RoomState } from '../rooms/room-state';
-import type { AdmissionRefusal } from './admission';
-import type { GuardDrop } from './connection-guard';
-import type { RateLimitKind } from './rate-limiter';
+import { ChannelLayer } from '../channel-layer/channel-layer.js';
+import { InMemoryRoomState } from '../rooms/in-memory-room-state.js';
+import { RoomState } from '../rooms/room-state.js';
+import type { AdmissionRefusal } from './admission.js';
+import type { GuardDrop } from './connection-guard.js';
+import type { RateLimitKind } from './rate-limiter.js';
 
 /** Layer calls whose latency is observed. */
 export type LayerOperation = 'group_send' | 'group_add' | 'group_discard';

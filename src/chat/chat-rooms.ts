@@ -1,9 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { ChannelLayer } from '../channel-layer/channel-layer';
-import { ChatRecord, RoomState } from '../rooms/room-state';
-import { CHAT_MODULE_OPTIONS } from './chat.module-definition';
-import { ChatModuleOptions, resolveChatOptions } from './chat.options';
-import { CHAT_MESSAGE } from './chat.protocol';
+import { ChannelLayer } from '../channel-layer/channel-layer.js';
+import { ChatRecord, RoomState } from '../rooms/room-state.js';
+import { CHAT_MODULE_OPTIONS } from './chat.module-definition.js';
+import { type ChatModuleOptions, resolveChatOptions } from './chat.options.js';
+import { CHAT_MESSAGE } from './chat.protocol.js';
 
 /**
  * Posts into rooms from anywhere in the app (a controller, a cron job, a queue worker): the

@@ -1,4 +1,4 @@
-import { normalizeName } from './chat-session';
+import { normalizeName } from './chat-session.js';
 
 describe('normalizeName', () => {
   it.each([

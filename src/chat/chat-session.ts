@@ -1,6 +1,6 @@
-import { isValidGroupName } from '../channel-layer/channel-names';
-import { isRecordId } from '../rooms/room-state';
-import { ErrorCode, ProtocolError } from './chat.protocol';
+import { isValidGroupName } from '../channel-layer/channel-names.js';
+import { isRecordId } from '../rooms/room-state.js';
+import { ErrorCode, ProtocolError } from './chat.protocol.js';
 
 /** Where a socket chats and as whom, from its handshake URL. */
 export interface ChatSession {

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { MessageMappingProperties } from '@nestjs/websockets';
 import { of } from 'rxjs';
 import type { WebSocket } from 'ws';
-import { ChatWsAdapter, RAW_FRAME_EVENT } from './chat-ws.adapter';
+import { ChatWsAdapter, RAW_FRAME_EVENT } from './chat-ws.adapter.js';
 
 /** Just what `bindMessageHandlers` touches of a ws client. */
 class FakeClient extends EventEmitter {

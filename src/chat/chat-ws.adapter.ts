@@ -6,8 +6,8 @@ import { WsAdapter } from '@nestjs/platform-ws';
 import type { MessageMappingProperties } from '@nestjs/websockets';
 import { isObservable } from 'rxjs';
 import type { RawData, WebSocket, WebSocketServer } from 'ws';
-import { CloseCode } from './chat.protocol';
-import { corkUntilCheckPhase } from './outbox';
+import { CloseCode } from './chat.protocol.js';
+import { corkUntilCheckPhase } from './outbox.js';
 
 /** The event every raw frame is routed to, for gateways of a server without a socket sink. */
 export const RAW_FRAME_EVENT = 'chat:frame';

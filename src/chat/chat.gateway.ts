@@ -5,20 +5,20 @@ import { HttpAdapterHost } from '@nestjs/core';
 import { OnGatewayInit, WebSocketGateway } from '@nestjs/websockets';
 import { GATEWAY_OPTIONS } from '@nestjs/websockets/constants';
 import { WebSocket, WebSocketServer } from 'ws';
-import { ChannelLayer, ChannelMessage } from '../channel-layer/channel-layer';
-import { ChannelLayerUnavailable } from '../channel-layer/channel-layer.errors';
-import { ChatRecord, RoomState, compareRecordIds } from '../rooms/room-state';
-import { ChatMetrics, ServerCloseReason } from './chat-metrics';
-import { ChatSession, guestName, parseSession } from './chat-session';
-import { CHAT_WS_SERVER, setSocketSink } from './chat-ws.adapter';
-import { CHAT_MODULE_OPTIONS } from './chat.module-definition';
+import { ChannelLayer, ChannelMessage } from '../channel-layer/channel-layer.js';
+import { ChannelLayerUnavailable } from '../channel-layer/channel-layer.errors.js';
+import { ChatRecord, RoomState, compareRecordIds } from '../rooms/room-state.js';
+import { ChatMetrics, ServerCloseReason } from './chat-metrics.js';
+import { ChatSession, guestName, parseSession } from './chat-session.js';
+import { CHAT_WS_SERVER, setSocketSink } from './chat-ws.adapter.js';
+import { CHAT_MODULE_OPTIONS } from './chat.module-definition.js';
 import {
   ChatConnectionInfo,
-  ChatModuleOptions,
+  type ChatModuleOptions,
   ConnectionHook,
   ResolvedChatOptions,
   resolveChatOptions,
-} from './chat.options';
+} from './chat.options.js';
 import {
   CHAT_MESSAGE,
   CONNECTION_ESTABLISHED,
@@ -32,13 +32,13 @@ import {
   errorFrame,
   parseClientFrame,
   wireFrame,
-} from './chat.protocol';
-import { ResolvedConnectionPolicy, resolveConnectionPolicy } from './connection-policy';
-import { Handshake, VerifyDone } from './handshake';
-import { Heartbeat } from './heartbeat';
-import { MessageDeadline, MessageProgress } from './message-deadline';
-import { Outbox, encodeTextFrame } from './outbox';
-import { RateLimiter, RateVerdict } from './rate-limiter';
+} from './chat.protocol.js';
+import { ResolvedConnectionPolicy, resolveConnectionPolicy } from './connection-policy.js';
+import { Handshake, VerifyDone } from './handshake.js';
+import { Heartbeat } from './heartbeat.js';
+import { MessageDeadline, MessageProgress } from './message-deadline.js';
+import { Outbox, encodeTextFrame } from './outbox.js';
+import { RateLimiter, RateVerdict } from './rate-limiter.js';
 
 /** One socket's membership: its layer channel and where it stands in joining. */
 interface Connection {

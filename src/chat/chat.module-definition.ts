@@ -1,16 +1,16 @@
 import { join } from 'node:path';
 import { ConfigurableModuleBuilder, DynamicModule } from '@nestjs/common';
-import { ServeStaticModule } from '@nestjs/serve-static';
 import type { ServerResponse } from 'node:http';
 import {
   ROOMS_API_DEFAULT_LIMIT,
   ROOMS_API_LIMIT,
   RoomsController,
-} from '../rooms/rooms.controller';
-import { ChatModuleExtras, ChatModuleOptions } from './chat.options';
+} from '../rooms/rooms.controller.js';
+import { PACKAGE_ROOT } from '../package-root.cjs';
+import { ChatModuleExtras, ChatModuleOptions } from './chat.options.js';
 
-/** Where the lobby page lives, from src/ (tests) and dist/ (the package) alike. */
-export const LOBBY_DIR = join(__dirname, '..', '..', 'client');
+/** Where the lobby page lives, from src/ (tests) and either build of the package alike. */
+export const LOBBY_DIR = join(PACKAGE_ROOT, 'client');
 
 /**
  * The lobby's Content-Security-Policy, sent as a header with each of its files: scripts, styles
@@ -68,16 +68,31 @@ function withLobby(module: DynamicModule, { lobby }: ChatModuleExtras): DynamicM
     typeof lobby === 'object' && lobby.route && lobby.route !== '/' ? lobby.route : '';
   return {
     ...module,
-    imports: [
-      ...(module.imports ?? []),
-      ServeStaticModule.forRoot({
-        rootPath: LOBBY_DIR,
-        serveRoot,
-        renderPath: serveRoot || '/',
-        serveStaticOptions: { setHeaders: setLobbyHeaders },
-      }),
-    ],
+    imports: [...(module.imports ?? []), lobbyModule(serveRoot)],
   };
+}
+
+/**
+ * `@nestjs/serve-static` is an optional peer, loaded only for a lobby: hosts that do not serve
+ * it need not install it, and those that do get the version of their Nest major.
+ */
+async function lobbyModule(serveRoot: string): Promise<DynamicModule> {
+  let serveStatic: typeof import('@nestjs/serve-static');
+  try {
+    serveStatic = await import('@nestjs/serve-static');
+  } catch (error) {
+    throw new Error(
+      'ChatModule: `lobby` needs @nestjs/serve-static (^5 on Nest 11, ^12 on Nest 12): ' +
+        'npm install @nestjs/serve-static',
+      { cause: error },
+    );
+  }
+  return serveStatic.ServeStaticModule.forRoot({
+    rootPath: LOBBY_DIR,
+    serveRoot,
+    renderPath: serveRoot || '/',
+    serveStaticOptions: { setHeaders: setLobbyHeaders },
+  });
 }
 
 /** serve-static's `setHeaders`, for every lobby file (index.html at the render path too). */

@@ -1,20 +1,20 @@
 import { DynamicModule, Inject, Module, OnApplicationShutdown, Provider } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
-import { ChannelLayer } from '../channel-layer/channel-layer';
-import { InMemoryChannelLayer } from '../channel-layer/in-memory-channel-layer';
-import { InMemoryRoomState } from '../rooms/in-memory-room-state';
-import { RoomState } from '../rooms/room-state';
-import { ChatMetrics } from './chat-metrics';
-import { ChatRooms } from './chat-rooms';
-import { ChatGateway } from './chat.gateway';
+import { ChannelLayer } from '../channel-layer/channel-layer.js';
+import { InMemoryChannelLayer } from '../channel-layer/in-memory-channel-layer.js';
+import { InMemoryRoomState } from '../rooms/in-memory-room-state.js';
+import { RoomState } from '../rooms/room-state.js';
+import { ChatMetrics } from './chat-metrics.js';
+import { ChatRooms } from './chat-rooms.js';
+import { ChatGateway } from './chat.gateway.js';
 import {
   CHAT_ASYNC_OPTIONS_TYPE,
   CHAT_MODULE_OPTIONS,
   CHAT_OPTIONS_TYPE,
   ChatConfigurableModule,
-} from './chat.module-definition';
-import { ChatModuleOptions, resolveChatOptions } from './chat.options';
-import { Owned, buildOwned } from './owned';
+} from './chat.module-definition.js';
+import { type ChatModuleOptions, resolveChatOptions } from './chat.options.js';
+import { type Owned, buildOwned } from './owned.js';
 
 const LAYER_HANDLE = Symbol('chat-layer-handle');
 const ROOM_STATE_HANDLE = Symbol('chat-room-state-handle');

@@ -1,8 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import type { Type } from '@nestjs/common';
-import type { ChannelLayer } from '../channel-layer/channel-layer';
-import type { RoomState } from '../rooms/room-state';
-import type { ConnectionPolicyOptions } from './connection-policy';
+import type { ChannelLayer } from '../channel-layer/channel-layer.js';
+import type { RoomState } from '../rooms/room-state.js';
+import type { ConnectionPolicyOptions } from './connection-policy.js';
 
 /** Who is on the other end of a socket, as the host's `authenticate` hook decided. */
 export interface ChatUser {

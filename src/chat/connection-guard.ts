@@ -1,8 +1,8 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Server as TlsServer } from 'node:tls';
-import { addressKey } from './client-address';
-import { DESCRIPTOR_RESERVE, descriptorLimit } from './descriptor-limit';
+import { addressKey } from './client-address.js';
+import { DESCRIPTOR_RESERVE, descriptorLimit } from './descriptor-limit.js';
 
 /** What the guard enforces on every TCP connection of an HTTP server. */
 export interface ConnectionGuardLimits {

@@ -1,4 +1,4 @@
-import { CONNECTION_POLICY_DEFAULTS, resolveConnectionPolicy } from './connection-policy';
+import { CONNECTION_POLICY_DEFAULTS, resolveConnectionPolicy } from './connection-policy.js';
 
 describe('resolveConnectionPolicy', () => {
   it('applies the documented defaults', () => {

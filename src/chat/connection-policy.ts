@@ -1,4 +1,4 @@
-import type { HandshakeRateOptions } from './admission';
+import type { HandshakeRateOptions } from './admission.js';
 
 /**
  * Who may connect, what a connection may do, and for how long: origins, connection caps,

@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { descriptorLimit } from './descriptor-limit';
+import { descriptorLimit } from './descriptor-limit.js';
 
 describe('descriptorLimit', () => {
   const file = (text: string): string => {

@@ -1,14 +1,14 @@
 import { STATUS_CODES, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import { HttpException, Logger } from '@nestjs/common';
-import { Admission } from './admission';
-import type { ChatMetrics } from './chat-metrics';
-import type { AuthenticateHook, ChatUser } from './chat.options';
-import { clientAddress } from './client-address';
-import { guardConnections } from './connection-guard';
-import type { ResolvedConnectionPolicy } from './connection-policy';
-import { DESCRIPTOR_HEADROOM, descriptorLimit } from './descriptor-limit';
-import { HostCheck, compileHostCheck } from './host-check';
-import { OriginCheck, compileOriginCheck } from './origin-check';
+import { Admission } from './admission.js';
+import type { ChatMetrics } from './chat-metrics.js';
+import type { AuthenticateHook, ChatUser } from './chat.options.js';
+import { clientAddress } from './client-address.js';
+import { guardConnections } from './connection-guard.js';
+import type { ResolvedConnectionPolicy } from './connection-policy.js';
+import { DESCRIPTOR_HEADROOM, descriptorLimit } from './descriptor-limit.js';
+import { HostCheck, compileHostCheck } from './host-check.js';
+import { OriginCheck, compileOriginCheck } from './origin-check.js';
 
 /** ws' verifyClient callback: accept, or refuse with an HTTP status. */
 export type VerifyDone = (

@@ -1,4 +1,4 @@
-import { compileHostCheck } from './host-check';
+import { compileHostCheck } from './host-check.js';
 
 describe('compileHostCheck (DNS rebinding)', () => {
   const machine = { machineNames: ['chat-box'], machineAddresses: ['192.168.1.5', 'fe80::5'] };

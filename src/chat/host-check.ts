@@ -5,7 +5,7 @@
  * names nothing this server is.
  */
 import { hostname as osHostname, networkInterfaces } from 'node:os';
-import { AllowedEntry, inDomain, parseAllowedEntry, parseHost } from './origin-check';
+import { AllowedEntry, inDomain, parseAllowedEntry, parseHost } from './origin-check.js';
 
 /**
  * Decides whether a request's `Host` header names this server. `local` is the address the

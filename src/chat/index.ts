@@ -1,9 +1,9 @@
-export * from './chat-metrics';
-export * from './chat-rooms';
-export * from './chat-ws.adapter';
-export * from './chat.gateway';
-export * from './chat.module';
-export { CHAT_MODULE_OPTIONS, LOBBY_DIR } from './chat.module-definition';
-export * from './chat.options';
-export * from './chat.protocol';
-export * from './connection-policy';
+export * from './chat-metrics.js';
+export * from './chat-rooms.js';
+export * from './chat-ws.adapter.js';
+export * from './chat.gateway.js';
+export * from './chat.module.js';
+export { CHAT_MODULE_OPTIONS, LOBBY_DIR } from './chat.module-definition.js';
+export * from './chat.options.js';
+export * from './chat.protocol.js';
+export * from './connection-policy.js';

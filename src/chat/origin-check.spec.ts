@@ -1,4 +1,4 @@
-import { compileOriginCheck } from './origin-check';
+import { compileOriginCheck } from './origin-check.js';
 
 describe('compileOriginCheck (allowedOrigins)', () => {
   const sameHost = compileOriginCheck({ allowedOrigins: [], rejectMissingOrigin: false });

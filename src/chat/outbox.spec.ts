@@ -2,7 +2,7 @@ import { createServer, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
-import { Outbox, encodeTextFrame } from './outbox';
+import { Outbox, encodeTextFrame } from './outbox.js';
 
 interface Accepted {
   socket: WebSocket;

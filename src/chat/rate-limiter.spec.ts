@@ -1,4 +1,4 @@
-import { RateLimiter, RateVerdict } from './rate-limiter';
+import { RateLimiter, RateVerdict } from './rate-limiter.js';
 
 const limit = {
   messagesPerSecond: 10,

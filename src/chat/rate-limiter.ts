@@ -1,4 +1,4 @@
-import type { ResolvedRateLimit } from './connection-policy';
+import type { ResolvedRateLimit } from './connection-policy.js';
 
 /** What {@link RateLimiter.take} decided about one frame. */
 export const RateVerdict = {

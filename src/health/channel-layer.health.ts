@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
-import { ChannelLayer } from '../channel-layer/channel-layer';
+import { ChannelLayer } from '../channel-layer/channel-layer.js';
 
 /** How long readiness waits for the layer's `ping()` before calling it down. */
 export const LAYER_PING_TIMEOUT_MS = 1000;

@@ -1,6 +1,6 @@
 import { Controller, Get } from '@nestjs/common';
 import { HealthCheck, HealthCheckResult, HealthCheckService } from '@nestjs/terminus';
-import { ChannelLayerHealthIndicator } from './channel-layer.health';
+import { ChannelLayerHealthIndicator } from './channel-layer.health.js';
 
 /**
  * Liveness and readiness, in Terminus' format: 200 with `{"status":"ok",...}` when healthy, 503

@@ -1,9 +1,9 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { ChannelLayerHealthIndicator } from './channel-layer.health';
-import { HealthController } from './health.controller';
-import { MetricsController, PROCESS_METRICS } from './metrics.controller';
+import { ChannelLayerHealthIndicator } from './channel-layer.health.js';
+import { HealthController } from './health.controller.js';
+import { MetricsController, PROCESS_METRICS } from './metrics.controller.js';
 
 /**
  * `GET /health` (liveness), `GET /health/ready` (readiness: the channel layer answers) and

@@ -1,6 +1,6 @@
 import { Controller, Get, Header, Inject } from '@nestjs/common';
 import { Registry } from 'prom-client';
-import { ChatMetrics } from '../chat/chat-metrics';
+import { ChatMetrics } from '../chat/chat-metrics.js';
 
 /** The token of the registry holding process metrics (memory, CPU, event loop lag, GC). */
 export const PROCESS_METRICS = Symbol('process-metrics');

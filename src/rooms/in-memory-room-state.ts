@@ -5,7 +5,7 @@ import {
   RoomSummary,
   compareRecordIds,
   recordBytes,
-} from './room-state';
+} from './room-state.js';
 
 /** Options of the room stores. */
 export interface RoomStateOptions {

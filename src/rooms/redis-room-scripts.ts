@@ -1,4 +1,4 @@
-import { GROUP_SEND_FUNCTION, LuaScript } from '../channel-layer/redis-scripts';
+import { GROUP_SEND_FUNCTION, LuaScript } from '../channel-layer/redis-scripts.js';
 
 /**
  * The Redis side of `RedisRoomState`: its key layout and the Lua scripts that keep each change

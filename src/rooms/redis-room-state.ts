@@ -1,15 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
-import { ChannelLayer } from '../channel-layer/channel-layer';
-import { ChannelLayerClosed } from '../channel-layer/channel-layer.errors';
-import { toJson } from '../channel-layer/frozen-message';
-import { RedisChannelLayer } from '../channel-layer/redis-channel-layer';
-import { LuaScript } from '../channel-layer/redis-scripts';
-import { positiveSeconds } from '../channel-layer/channel-names';
-import { RedisHost, RedisShard, hostList } from '../channel-layer/redis-shard';
-import { consistentHash } from '../channel-layer/redis-sharding';
-import { RoomStateOptions } from './in-memory-room-state';
-import { ChatRecord, RoomState, RoomStateStats, RoomSummary, recordBytes } from './room-state';
+import { ChannelLayer } from '../channel-layer/channel-layer.js';
+import { ChannelLayerClosed } from '../channel-layer/channel-layer.errors.js';
+import { toJson } from '../channel-layer/frozen-message.js';
+import { RedisChannelLayer } from '../channel-layer/redis-channel-layer.js';
+import { LuaScript } from '../channel-layer/redis-scripts.js';
+import { positiveSeconds } from '../channel-layer/channel-names.js';
+import { RedisHost, RedisShard, hostList } from '../channel-layer/redis-shard.js';
+import { consistentHash } from '../channel-layer/redis-sharding.js';
+import { RoomStateOptions } from './in-memory-room-state.js';
+import { ChatRecord, RoomState, RoomStateStats, RoomSummary, recordBytes } from './room-state.js';
 import {
   APPEND,
   APPEND_AND_SEND,
@@ -19,7 +19,7 @@ import {
   LEAVE,
   RESYNC,
   SWEEP,
-} from './redis-room-scripts';
+} from './redis-room-scripts.js';
 
 /**
  * Options of {@link RedisRoomState}: the shared ones plus where and how it keeps rooms in Redis.

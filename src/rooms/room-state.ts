@@ -1,4 +1,4 @@
-import type { ChannelLayer } from '../channel-layer/channel-layer';
+import type { ChannelLayer } from '../channel-layer/channel-layer.js';
 
 /** A chat message as kept in a room's history and sent on the wire (the `chat` frame). */
 export interface ChatRecord {

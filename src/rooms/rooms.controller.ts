@@ -1,5 +1,5 @@
 import { Controller, Get, Inject, NotFoundException } from '@nestjs/common';
-import { RoomState, RoomSummary } from './room-state';
+import { RoomState, RoomSummary } from './room-state.js';
 
 /** The token of the most rooms `GET /api/rooms` lists (`roomsApi.limit`). */
 export const ROOMS_API_LIMIT = Symbol('rooms-api-limit');

@@ -1,6 +1,6 @@
 import type { ClientRequestArgs } from 'node:http';
 import WebSocket from 'ws';
-import type { ServerFrame } from '../chat/chat.protocol';
+import type { ServerFrame } from '../chat/chat.protocol.js';
 
 /** How a {@link ChatTestClient} connects and waits. */
 export interface ChatTestClientOptions {

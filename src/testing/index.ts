@@ -1,1 +1,1 @@
-export * from './chat-test-client';
+export * from './chat-test-client.js';

@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import { AppProcess, buildApp } from './app-process';
+import { AppProcess, buildApp } from './app-process.js';
 import {
   MiB,
   RawClient,
@@ -21,8 +21,8 @@ import {
   tcpOf,
   BYSTANDER_ADDRESS,
   Opcode,
-} from './attackers';
-import { Samples, sample, scrape } from './metrics';
+} from './attackers.js';
+import { Samples, sample, scrape } from './metrics.js';
 
 /**
  * How hard and how long each attack of issue 15 runs. `npm test` runs a short version of each

@@ -5,7 +5,7 @@ import { IncomingHttpHeaders, get } from 'node:http';
 import { Socket, connect } from 'node:net';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
-import type { AppProcess } from './app-process';
+import type { AppProcess } from './app-process.js';
 
 /**
  * Whatever an attack opened and has not closed yet: a test that fails halfway leaves its sockets

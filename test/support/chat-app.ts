@@ -2,9 +2,9 @@ import { INestApplication } from '@nestjs/common';
 import { AbstractLoader, ExpressLoader } from '@nestjs/serve-static';
 import { Test } from '@nestjs/testing';
 import { AddressInfo } from 'node:net';
-import { AppModule } from '../../src/app.module';
-import { ChannelLayer, ChatModuleOptions, ChatWsAdapter } from '../../src';
-import { ChatTestClient, ChatTestClientOptions } from '../../src/testing';
+import { AppModule } from '../../src/app.module.js';
+import { ChannelLayer, ChatModuleOptions, ChatWsAdapter } from '../../src/index.js';
+import { ChatTestClient, ChatTestClientOptions } from '../../src/testing/index.js';
 
 /** A real app on a loopback port, and what tests need to reach it. */
 export interface RunningChatApp {

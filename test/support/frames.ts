@@ -1,5 +1,5 @@
-import type { ChatFrame, PresenceFrame } from '../../src';
-import type { ChatTestClient } from '../../src/testing';
+import type { ChatFrame, PresenceFrame } from '../../src/index.js';
+import type { ChatTestClient } from '../../src/testing/index.js';
 
 /** A frame as tests look at it; the protocol only ever adds fields and frame types. */
 export type Frame = { type: string; code?: string; message?: string; count?: number };
