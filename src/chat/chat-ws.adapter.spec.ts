@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { createServer } from 'node:http';
 import type { MessageMappingProperties } from '@nestjs/websockets';
 import { of } from 'rxjs';
 import type { WebSocket } from 'ws';
@@ -73,5 +74,19 @@ describe('ChatWsAdapter.bindMessageHandlers (one listener per client)', () => {
     client.emit('message', Buffer.from('b'), false);
     await settle();
     expect(client.sent).toEqual(['"second"']);
+  });
+});
+
+describe('ChatWsAdapter on an HTTP server the host passed in', () => {
+  it('routes its upgrades while in use, and takes its listener off the server on dispose', async () => {
+    const httpServer = createServer();
+    const before = httpServer.listenerCount('upgrade');
+    const adapter = new ChatWsAdapter(httpServer);
+    const wsServer = adapter.create(0, { path: '/ws/socket-server' });
+    expect(httpServer.listenerCount('upgrade')).toBe(before + 1);
+    await adapter.close(wsServer);
+    await adapter.dispose();
+    // The host's server lives on without our listener: a later upgrade is the host's to answer.
+    expect(httpServer.listenerCount('upgrade')).toBe(before);
   });
 });

@@ -98,6 +98,10 @@ type RoutedServer = WebSocketServer & { path: string; options: { roomPath?: stri
  */
 export class ChatWsAdapter extends WsAdapter {
   private readonly closeTimeoutMs: number;
+  private readonly upgradeListeners = new Map<
+    HttpServer,
+    (request: IncomingMessage, socket: Duplex, head: Buffer) => void
+  >();
 
   constructor(
     appOrHttpServer?: INestApplicationContext | object,
@@ -191,10 +195,21 @@ export class ChatWsAdapter extends WsAdapter {
   ): HttpServer | undefined {
     if (this.httpServersRegistry.has(port)) return undefined;
     this.httpServersRegistry.set(port, httpServer);
-    httpServer.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) =>
-      this.routeUpgrade(port, request, socket, head),
-    );
+    const listener = (request: IncomingMessage, socket: Duplex, head: Buffer): void =>
+      this.routeUpgrade(port, request, socket, head);
+    httpServer.on('upgrade', listener);
+    this.upgradeListeners.set(httpServer, listener);
     return httpServer;
+  }
+
+  /**
+   * Takes our upgrade listeners off the HTTP servers: one the host passed in outlives the adapter.
+   * Nest 12's own `dispose` does so only for the listeners it added itself; Nest 11's for none.
+   */
+  override async dispose(): Promise<void> {
+    for (const [server, listener] of this.upgradeListeners) server.off('upgrade', listener);
+    this.upgradeListeners.clear();
+    await super.dispose();
   }
 
   override async close(server: WebSocketServer): Promise<void> {
