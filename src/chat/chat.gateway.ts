@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { Inject, Logger, OnApplicationShutdown, Optional } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { OnGatewayInit, WebSocketGateway } from '@nestjs/websockets';
-import { GATEWAY_OPTIONS } from '@nestjs/websockets/constants';
+import { GATEWAY_OPTIONS } from '@nestjs/websockets/constants.js';
 import { WebSocket, WebSocketServer } from 'ws';
 import { ChannelLayer, ChannelMessage } from '../channel-layer/channel-layer.js';
 import { ChannelLayerUnavailable } from '../channel-layer/channel-layer.errors.js';
