@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
-const repo = join(__dirname, '..');
+const repo = join(import.meta.dirname, '..');
 const tsc = join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
 
 /** A CommonJS TypeScript host, compiled by tsc against the installed package's types. */
