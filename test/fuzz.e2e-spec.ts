@@ -4,7 +4,7 @@ import { expectNoneOf, nextOf } from './support/frames.js';
 /**
  * Fuzzing the frame handler: thousands of random and malformed frames, each answered as the README
  * says (a chat frame, an error frame with its code, or a documented close), nobody else affected.
- * Seeded, so a failure replays: FUZZ_SEED=<seed> npx jest test/fuzz.e2e-spec.ts
+ * Seeded, so a failure replays: FUZZ_SEED=<seed> npm test -- test/fuzz.e2e-spec.ts
  */
 const SEED = Number(process.env.FUZZ_SEED ?? 0xc0ffee);
 const FRAMES = 10_000;

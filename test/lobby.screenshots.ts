@@ -2,7 +2,7 @@
  * Regenerates the README's screenshots of the lobby (docs/lobby.png, docs/lobby-phone.png). Not
  * part of `npm test` (the name does not match its pattern); run it by hand:
  *
- *   npx jest --testRegex 'test/lobby\.screenshots\.ts$'
+ *   npm test -- --testRegex 'test/lobby\.screenshots\.ts$'
  */
 import { join } from 'node:path';
 import { Browser } from 'playwright-core';
