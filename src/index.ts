@@ -2,6 +2,5 @@
 // are subpaths (`nest-channels-chat/health`, `/testing`): their dependencies are optional peers.
 export * from './channel-layer/index.js';
 export * from './chat/index.js';
-export { LOBBY_CSP } from './chat/chat.module-definition.js';
 export * from './chat/host-check.js';
 export * from './rooms/index.js';

@@ -12,7 +12,6 @@ import {
   securityHeaders,
   urlOf,
 } from './app-http.js';
-import { ChatWsAdapter } from './chat/chat-ws.adapter.js';
 import { createAppLogger } from './app-logger.js';
 import { RedisChannelLayer } from './channel-layer/redis-channel-layer.js';
 import { ChatModuleOptions } from './chat/chat.options.js';
@@ -55,7 +54,6 @@ async function bootstrap(): Promise<void> {
   const internal = new WeakSet<IncomingMessage>();
   app.use(securityHeaders, hostCheck(config));
   if (config.internalPort !== undefined) app.use(internalOnly(internal));
-  app.useWebSocketAdapter(new ChatWsAdapter(app));
   closeOnSignals(app, { timeoutMs: config.shutdownTimeoutMs });
   if (config.internalPort !== undefined) {
     // Routes first, so the internal port never answers before the app can.

@@ -1,28 +1,13 @@
-import { INestApplication, Injectable, Module } from '@nestjs/common';
-import {
-  MessageBody,
-  OnGatewayConnection,
-  OnGatewayDisconnect,
-  SubscribeMessage,
-  WebSocketGateway,
-} from '@nestjs/websockets';
-import { WebSocket } from 'ws';
+import { INestApplication, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { AddressInfo } from 'node:net';
 import { AuditedChannelLayer } from '../examples/host-app/audited-channel-layer.js';
 import { Attendance, HostModule } from '../examples/host-app/host.module.js';
-import {
-  ChannelLayer,
-  ChatModule,
-  ChatWsAdapter,
-  InMemoryChannelLayer,
-  RAW_FRAME_EVENT,
-} from '../src/index.js';
+import { ChannelLayer, ChatModule, InMemoryChannelLayer } from '../src/index.js';
 import { ChatTestClient, HandshakeRefused } from '../src/testing/index.js';
 import { waitFor } from './channel-layer.conformance.js';
 
 async function listen(app: INestApplication): Promise<number> {
-  app.useWebSocketAdapter(new ChatWsAdapter(app));
   await app.listen(0, '127.0.0.1');
   return (app.getHttpServer().address() as AddressInfo).port;
 }
@@ -234,57 +219,5 @@ describe('Overriding the ChannelLayer in a testing module', () => {
     await client.close();
     await app.close();
     await layer.close();
-  });
-});
-
-/** A host's own gateway on the same adapter: Nest's connection hooks and message handlers. */
-@Injectable()
-@WebSocketGateway({ path: '/echo' })
-class EchoGateway implements OnGatewayConnection, OnGatewayDisconnect {
-  readonly events: string[] = [];
-
-  handleConnection(): void {
-    this.events.push('connected');
-  }
-
-  handleDisconnect(): void {
-    this.events.push('disconnected');
-  }
-
-  @SubscribeMessage(RAW_FRAME_EVENT)
-  echo(@MessageBody() data: string): { echo: string } {
-    return { echo: data };
-  }
-}
-
-describe("A host's own gateway beside the chat on ChatWsAdapter", () => {
-  it("keeps Nest's connection hooks and handlers for it, and the chat's for the chat", async () => {
-    @Module({ imports: [ChatModule.forRoot()], providers: [EchoGateway] })
-    class BothModule {}
-    const moduleRef = await Test.createTestingModule({ imports: [BothModule] }).compile();
-    const app = moduleRef.createNestApplication({ logger: ['error'] });
-    const port = await listen(app);
-    const echo = app.get(EchoGateway);
-
-    const socket = new WebSocket(`ws://127.0.0.1:${port}/echo`);
-    const reply = new Promise<string>((resolve) =>
-      socket.once('message', (data: Buffer) => resolve(data.toString())),
-    );
-    await new Promise((resolve) => socket.once('open', resolve));
-    socket.send('ping');
-    await expect(reply).resolves.toBe('{"echo":"ping"}');
-    expect(echo.events).toEqual(['connected']);
-
-    const chat = await ChatTestClient.connect(`ws://127.0.0.1:${port}/ws/socket-server/`);
-    await chat.greeted();
-    chat.send({ message: 'beside the echo' });
-    await expect(chat.nextOfType('chat')).resolves.toMatchObject({ message: 'beside the echo' });
-    expect(echo.events).toEqual(['connected']);
-
-    socket.close();
-    await waitFor(() => echo.events.length === 2);
-    expect(echo.events).toEqual(['connected', 'disconnected']);
-    await chat.close();
-    await app.close();
   });
 });

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { LOBBY_CSP } from '../src/chat/chat.module-definition.js';
+import { LOBBY_CSP } from '../src/chat/lobby.js';
 import { ChatTestClient } from '../src/testing/index.js';
 import { AppProcess, buildApp } from './support/app-process.js';
 import { launchChromium } from './support/chromium.js';

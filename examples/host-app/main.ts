@@ -1,12 +1,10 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import { ChatWsAdapter } from '../../src/index.js';
 import { HostModule } from './host.module.js';
 
 /** `npx ts-node examples/host-app/main.ts`, or compiled: an existing app with the chat added. */
 async function main(): Promise<void> {
   const app = await NestFactory.create(HostModule);
-  app.useWebSocketAdapter(new ChatWsAdapter(app));
   app.enableShutdownHooks();
   await app.listen(Number(process.env.PORT ?? 3000), '127.0.0.1');
 }

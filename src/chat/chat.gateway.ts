@@ -1,17 +1,25 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { Inject, Logger, OnApplicationShutdown, Optional } from '@nestjs/common';
-import { HttpAdapterHost } from '@nestjs/core';
-import { OnGatewayInit, WebSocketGateway } from '@nestjs/websockets';
-import { GATEWAY_OPTIONS } from '@nestjs/websockets/constants.js';
-import { WebSocket, WebSocketServer } from 'ws';
+import {
+  BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  OnApplicationBootstrap,
+  OnApplicationShutdown,
+  Optional,
+} from '@nestjs/common';
+import { ApplicationConfig, DiscoveryService, HttpAdapterHost } from '@nestjs/core';
+import { WebSocket } from 'ws';
 import { ChannelLayer, ChannelMessage } from '../channel-layer/channel-layer.js';
 import { ChannelLayerUnavailable } from '../channel-layer/channel-layer.errors.js';
 import { ChatRecord, RoomState, compareRecordIds } from '../rooms/room-state.js';
 import { ChatMetrics, ServerCloseReason } from './chat-metrics.js';
 import { ChatSession, guestName, parseSession } from './chat-session.js';
-import { CHAT_WS_SERVER, setSocketSink } from './chat-ws.adapter.js';
+import { ChatEndpoint } from './chat-endpoint.js';
 import { CHAT_MODULE_OPTIONS } from './chat.module-definition.js';
+import { LOBBY_ROUTE } from './lobby.js';
+import { hostConflicts } from './host-conflicts.js';
 import {
   ChatConnectionInfo,
   type ChatModuleOptions,
@@ -95,12 +103,14 @@ const GREETING_FRAME = encodeTextFrame(CONNECTION_ESTABLISHED);
 
 /**
  * The seed's consumer: joins each socket to the group, turns each client frame into a
- * `groupSend`, and writes each group message to its socket. The path comes from the module's
- * options, so `ChatModule` registers a subclass per module and this constructor gives it its own
- * gateway metadata.
+ * `groupSend`, and writes each group message to its socket. Its sockets come from its own
+ * endpoint on the app's HTTP server (`ChatEndpoint`), not through a Nest gateway and adapter, so
+ * the host's adapter and gateways are left as they are.
  */
-@WebSocketGateway()
-export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
+@Injectable()
+export class ChatGateway
+  implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown
+{
   private readonly logger = new Logger('ChatGateway');
   private readonly options: ResolvedChatOptions;
   private readonly policy: ResolvedConnectionPolicy;
@@ -128,13 +138,18 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
   private lastMessage?: ChannelMessage;
   private lastFrame?: Buffer;
   private readonly outbox = new Outbox();
+  private readonly endpoint: ChatEndpoint;
+  private attached = false;
 
   constructor(
     private readonly layer: ChannelLayer,
     @Inject(CHAT_MODULE_OPTIONS) options: ChatModuleOptions,
     private readonly metrics: ChatMetrics,
     private readonly rooms: RoomState,
+    private readonly discovery: DiscoveryService,
     @Optional() private readonly adapterHost?: HttpAdapterHost,
+    @Optional() private readonly appConfig?: ApplicationConfig,
+    @Optional() @Inject(LOBBY_ROUTE) private readonly lobbyRoute?: string,
   ) {
     this.options = resolveChatOptions(options);
     this.policy = resolveConnectionPolicy(options, this.options.maxFrameBytes);
@@ -164,38 +179,44 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
     metrics.measureSendBuffers(() => this.sendBufferBytes());
     metrics.measureSendLimit(() => this.sendLimit);
     metrics.measureUnfinished(() => this.deadline.held);
-    Reflect.defineMetadata(
-      GATEWAY_OPTIONS,
+    this.endpoint = new ChatEndpoint(
+      { path: this.options.path, roomPath: this.options.roomPath },
       {
-        path: this.options.path,
-        roomPath: this.options.roomPath,
         maxPayload: this.options.maxFrameBytes,
-        // Frames are written pre-encoded to the TCP stream (Outbox): ws would queue a compressed
-        // socket's own frames behind zlib, and ours would overtake them.
-        perMessageDeflate: false,
-        // Pings are answered by `onPing`, within the rate limit and the send budget.
-        autoPong: false,
         verifyClient: (info: { req: IncomingMessage }, done: VerifyDone) =>
           this.handshake.verify(info.req, done),
       },
-      new.target,
+      {
+        open: (socket, request, url, stream) => this.onOpen(socket, request, url, stream),
+        frame: (socket, data, bytes) => this.onFrame(socket, data, bytes),
+        ping: (socket, data) => this.onPing(socket, data),
+        pong: (socket, data) => this.onControl(socket, data.length),
+        close: (socket) => this.onClose(socket),
+      },
     );
   }
 
-  afterInit(server: WebSocketServer): void {
-    if (!(CHAT_WS_SERVER in server)) {
-      const hint = 'call app.useWebSocketAdapter(new ChatWsAdapter(app)) before app.listen()';
-      this.logger.error(`ChatModule needs ChatWsAdapter: ${hint}`);
-      throw new Error(`ChatModule needs ChatWsAdapter: ${hint}`);
+  /**
+   * The endpoint goes up on the app's HTTP server once every module (and the host's gateways,
+   * whose upgrade listeners it takes over) is initialised, before the app listens.
+   */
+  onApplicationBootstrap(): void {
+    const conflicts = hostConflicts(
+      this.discovery,
+      { path: this.options.path, roomPath: this.options.roomPath },
+      this.lobbyRoute,
+      this.appConfig,
+    );
+    if (conflicts.length > 0) throw new Error(`ChatModule: ${conflicts.join('; ')}`);
+    const httpServer = this.adapterHost?.httpAdapter?.getHttpServer() as HttpServer | undefined;
+    if (!httpServer || typeof httpServer.on !== 'function') {
+      // An application context (a script, a worker, a unit test) has no HTTP server: ChatRooms
+      // and the layer work, and there is no endpoint to serve.
+      this.logger.warn(`no HTTP server in this app: ${this.options.path} is not served`);
+      return;
     }
-    // Sockets come straight from the adapter, not through Nest's connection and message plumbing.
-    setSocketSink(server, {
-      open: (socket, request, url, stream) => this.onOpen(socket, request, url, stream),
-      frame: (socket, data, bytes) => this.onFrame(socket, data, bytes),
-      ping: (socket, data) => this.onPing(socket, data),
-      pong: (socket, data) => this.onControl(socket, data.length),
-      close: (socket) => this.onClose(socket),
-    });
+    this.endpoint.attach(httpServer);
+    this.attached = true;
     this.heartbeat.start();
     this.deadline.start();
     this.budgetTimer = setInterval(() => this.budgetSends(), 1000).unref();
@@ -204,12 +225,19 @@ export class ChatGateway implements OnGatewayInit, OnApplicationShutdown {
         'this ws release hides its receiver: messageTimeoutMs and maxUnfinishedBytes are not enforced',
       );
     }
-    const httpServer = this.adapterHost?.httpAdapter?.getHttpServer() as HttpServer | undefined;
-    this.handshake.start(
-      httpServer && typeof httpServer.on === 'function' ? httpServer : undefined,
-    );
+    this.handshake.start(httpServer);
     // Presence changes no socket here caused (a process that died, seen by the room store).
     this.rooms.onPresenceChange((room) => this.schedulePresence(room));
+  }
+
+  /**
+   * Before Nest closes its adapters and the HTTP server: new upgrades stop, and each socket is
+   * closed with 1001 and given `closeTimeoutMs` to answer, so the HTTP server's close does not
+   * wait on them.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    if (this.attached) await this.endpoint.close(this.options.closeTimeoutMs);
+    this.attached = false;
   }
 
   /** Runs before the module closes the layer: sockets closed by shutdown finish leaving first. */

@@ -1,34 +1,11 @@
-import { join } from 'node:path';
 import { ConfigurableModuleBuilder, DynamicModule } from '@nestjs/common';
-import type { ServerResponse } from 'node:http';
 import {
   ROOMS_API_DEFAULT_LIMIT,
   ROOMS_API_LIMIT,
   RoomsController,
 } from '../rooms/rooms.controller.js';
-import { PACKAGE_ROOT } from '../package-root.cjs';
 import { ChatModuleExtras, ChatModuleOptions } from './chat.options.js';
-
-/** Where the lobby page lives, from src/ (tests) and either build of the package alike. */
-export const LOBBY_DIR = join(PACKAGE_ROOT, 'client');
-
-/**
- * The lobby's Content-Security-Policy, sent as a header with each of its files: scripts, styles
- * and sockets from this server only, so a message that slipped into the DOM as HTML still could
- * not run; and no framing (`frame-ancestors` works only as a header). `client/index.html` carries
- * the same policy, less `frame-ancestors`, in a `<meta>`.
- */
-export const LOBBY_CSP = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "connect-src 'self'",
-  "img-src 'self' data:",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "form-action 'self'",
-  "frame-ancestors 'none'",
-].join('; ');
+import { LOBBY_ROUTE, LobbyRoutes } from './lobby.js';
 
 /**
  * `forRoot` / `forRootAsync` for free, as in nestjs/cache-manager. `lobby` and `roomsApi` are
@@ -64,38 +41,23 @@ function withRoomsApi(module: DynamicModule, { roomsApi }: ChatModuleExtras): Dy
 
 function withLobby(module: DynamicModule, { lobby }: ChatModuleExtras): DynamicModule {
   if (!lobby) return module;
-  const serveRoot =
-    typeof lobby === 'object' && lobby.route && lobby.route !== '/' ? lobby.route : '';
+  const route = typeof lobby === 'object' && lobby.route ? trimRoute(lobby.route) : '/';
   return {
     ...module,
-    imports: [...(module.imports ?? []), lobbyModule(serveRoot)],
+    providers: [
+      ...(module.providers ?? []),
+      { provide: LOBBY_ROUTE, useValue: route },
+      LobbyRoutes,
+    ],
   };
 }
 
-/**
- * `@nestjs/serve-static` is an optional peer, loaded only for a lobby: hosts that do not serve
- * it need not install it, and those that do get the version of their Nest major.
- */
-async function lobbyModule(serveRoot: string): Promise<DynamicModule> {
-  let serveStatic: typeof import('@nestjs/serve-static');
-  try {
-    serveStatic = await import('@nestjs/serve-static');
-  } catch (error) {
-    throw new Error(
-      'ChatModule: `lobby` needs @nestjs/serve-static (^5 on Nest 11, ^12 on Nest 12): ' +
-        'npm install @nestjs/serve-static',
-      { cause: error },
+/** `route` as a path without its trailing slash; anything else is the app's mistake, refused. */
+function trimRoute(route: string): string {
+  if (!/^\/[A-Za-z0-9\-._~/]*$/.test(route) || route.includes('//')) {
+    throw new TypeError(
+      `ChatModule: lobby.route must be a URL path such as '/chat', got ${JSON.stringify(route)}`,
     );
   }
-  return serveStatic.ServeStaticModule.forRoot({
-    rootPath: LOBBY_DIR,
-    serveRoot,
-    renderPath: serveRoot || '/',
-    serveStaticOptions: { setHeaders: setLobbyHeaders },
-  });
-}
-
-/** serve-static's `setHeaders`, for every lobby file (index.html at the render path too). */
-function setLobbyHeaders(response: ServerResponse): void {
-  response.setHeader('Content-Security-Policy', LOBBY_CSP);
+  return route.length > 1 && route.endsWith('/') ? route.slice(0, -1) : route;
 }

@@ -1,5 +1,5 @@
 import { DynamicModule, Inject, Module, OnApplicationShutdown, Provider } from '@nestjs/common';
-import { ModuleRef } from '@nestjs/core';
+import { DiscoveryModule, ModuleRef } from '@nestjs/core';
 import { ChannelLayer } from '../channel-layer/channel-layer.js';
 import { InMemoryChannelLayer } from '../channel-layer/in-memory-channel-layer.js';
 import { InMemoryRoomState } from '../rooms/in-memory-room-state.js';
@@ -60,7 +60,8 @@ const stateProviders: Provider[] = [
  * The seed's chat as a module: a WebSocket gateway on a `ChannelLayer`, in memory unless a layer
  * is given. Exports `ChannelLayer` and `ChatRooms`, so the app reaches rooms from anywhere, and
  * `ChatMetrics` (Prometheus), which `HealthModule.forChat` serves.
- * Needs `app.useWebSocketAdapter(new ChatWsAdapter(app))`.
+ * Its endpoint is served on the app's own HTTP server once the app is initialised: importing the
+ * module is the whole integration, whatever WebSocket adapter the app uses for its own gateways.
  */
 @Module({})
 export class ChatModule extends ChatConfigurableModule implements OnApplicationShutdown {
@@ -72,6 +73,7 @@ export class ChatModule extends ChatConfigurableModule implements OnApplicationS
   }
 
   static override forRoot(options: typeof CHAT_OPTIONS_TYPE = {}): DynamicModule {
+    resolveChatOptions(options); // a mistake in them throws here, at the app's import
     return withGateway(super.forRoot(options));
   }
 
@@ -87,16 +89,15 @@ export class ChatModule extends ChatConfigurableModule implements OnApplicationS
 }
 
 function withGateway(module: DynamicModule): DynamicModule {
-  // Nest keys a gateway's path on its class: one subclass per module keeps modules apart.
-  class ModuleChatGateway extends ChatGateway {}
   return {
     ...module,
+    imports: [...(module.imports ?? []), DiscoveryModule],
     providers: [
       ...(module.providers ?? []),
       ...stateProviders,
       ChatRooms,
       ChatMetrics,
-      ModuleChatGateway,
+      ChatGateway,
     ],
     exports: [...(module.exports ?? []), ChannelLayer, RoomState, ChatRooms, ChatMetrics],
   };

@@ -81,7 +81,8 @@ export interface RoomsApiOptions {
  */
 export interface ChatModuleExtras {
   /**
-   * Serve the lobby page (`client/`) with `@nestjs/serve-static`; `true` serves it at `/`.
+   * Serve the lobby page (`client/`) on the app's HTTP adapter (Express or Fastify); `true`
+   * serves it at `/`. Its rooms list needs `roomsApi`; without it the page says the list is off.
    * @default false
    */
   lobby?: boolean | LobbyOptions;
@@ -207,6 +208,11 @@ export interface ChatModuleOptions extends ConnectionPolicyOptions {
    * @default 67108864 (64 MiB)
    */
   maxUnfinishedBytes?: number;
+  /**
+   * Milliseconds shutdown gives clients to answer the 1001 close before terminating them.
+   * @default 2000
+   */
+  closeTimeoutMs?: number;
 }
 
 /** Defaults of {@link ChatModuleOptions}. */
@@ -222,6 +228,7 @@ export const CHAT_DEFAULTS = {
   maxBufferedBytes: 1024 * 1024,
   maxTotalBufferedBytes: 256 * 1024 * 1024,
   maxUnfinishedBytes: 64 * 1024 * 1024,
+  closeTimeoutMs: 2000,
 } as const;
 
 /** The options the gateway runs on, defaults applied. */
@@ -235,9 +242,9 @@ export type ResolvedChatOptions = Omit<ChatModuleOptions, keyof typeof CHAT_DEFA
 export function resolveChatOptions(options: ChatModuleOptions = {}): ResolvedChatOptions {
   return {
     ...options,
-    path: options.path ?? CHAT_DEFAULTS.path,
+    path: urlPath('path', options.path ?? CHAT_DEFAULTS.path),
     group: options.group ?? CHAT_DEFAULTS.group,
-    roomPath: options.roomPath ?? CHAT_DEFAULTS.roomPath,
+    roomPath: urlPath('roomPath', options.roomPath ?? CHAT_DEFAULTS.roomPath),
     historyLimit: options.historyLimit ?? CHAT_DEFAULTS.historyLimit,
     presenceDelayMs: options.presenceDelayMs ?? CHAT_DEFAULTS.presenceDelayMs,
     presenceNames: options.presenceNames ?? CHAT_DEFAULTS.presenceNames,
@@ -246,5 +253,20 @@ export function resolveChatOptions(options: ChatModuleOptions = {}): ResolvedCha
     maxBufferedBytes: options.maxBufferedBytes ?? CHAT_DEFAULTS.maxBufferedBytes,
     maxTotalBufferedBytes: options.maxTotalBufferedBytes ?? CHAT_DEFAULTS.maxTotalBufferedBytes,
     maxUnfinishedBytes: options.maxUnfinishedBytes ?? CHAT_DEFAULTS.maxUnfinishedBytes,
+    closeTimeoutMs: options.closeTimeoutMs ?? CHAT_DEFAULTS.closeTimeoutMs,
   };
+}
+
+/**
+ * `value` as the endpoint matches it: a URL path, without its trailing slash. A value that is not
+ * a path (no leading `/`, a query, a fragment, spaces) is a mistake of the app's, refused when
+ * the app is created rather than left to match nothing.
+ */
+function urlPath(name: string, value: string): string {
+  if (!/^\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$/.test(value) || value.includes('//')) {
+    throw new TypeError(
+      `ChatModule: ${name} must be a URL path such as '/ws/socket-server', got ${JSON.stringify(value)}`,
+    );
+  }
+  return value.length > 1 && value.endsWith('/') ? value.slice(0, -1) : value;
 }

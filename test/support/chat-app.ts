@@ -1,9 +1,8 @@
 import { INestApplication } from '@nestjs/common';
-import { AbstractLoader, ExpressLoader } from '@nestjs/serve-static';
 import { Test } from '@nestjs/testing';
 import { AddressInfo } from 'node:net';
 import { AppModule } from '../../src/app.module.js';
-import { ChannelLayer, ChatModuleOptions, ChatWsAdapter } from '../../src/index.js';
+import { ChannelLayer, ChatModuleOptions } from '../../src/index.js';
 import { ChatTestClient, ChatTestClientOptions } from '../../src/testing/index.js';
 
 /** A real app on a loopback port, and what tests need to reach it. */
@@ -39,15 +38,8 @@ export async function startChatApp(
 ): Promise<RunningChatApp> {
   const moduleRef = await Test.createTestingModule({
     imports: [AppModule.forRoot({ ...UNLIMITED_ADDRESS, ...options })],
-  })
-    // ServeStaticModule picks its loader when the module compiles, before a testing module has an
-    // HTTP adapter, and would fall back to serving nothing: give it the Express loader it would
-    // pick in `npm start`.
-    .overrideProvider(AbstractLoader)
-    .useValue(new ExpressLoader())
-    .compile();
+  }).compile();
   const app = moduleRef.createNestApplication({ logger: ['error', 'warn'] });
-  app.useWebSocketAdapter(new ChatWsAdapter(app));
   await app.listen(port, '127.0.0.1');
   const { port: bound } = app.getHttpServer().address() as AddressInfo;
   const clients: ChatTestClient[] = [];

@@ -1,0 +1,75 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Inject, Injectable, OnModuleInit, Optional } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import { PACKAGE_ROOT } from '../package-root.cjs';
+
+/** The route the module's lobby is served at, when it serves one: the gateway checks it is free. */
+export const LOBBY_ROUTE = Symbol('chat-lobby-route');
+
+/** Where the lobby page lives, from src/ (tests) and either build of the package alike. */
+export const LOBBY_DIR = join(PACKAGE_ROOT, 'client');
+
+/**
+ * The lobby's Content-Security-Policy, sent as a header with each of its files: scripts, styles
+ * and sockets from this server only, so a message that slipped into the DOM as HTML still could
+ * not run; and no framing (`frame-ancestors` works only as a header). `client/index.html` carries
+ * the same policy, less `frame-ancestors`, in a `<meta>`.
+ */
+export const LOBBY_CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "connect-src 'self'",
+  "img-src 'self' data:",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+/** The lobby's three files, by name, and the type each is served as. */
+const FILES = {
+  'index.html': 'text/html; charset=utf-8',
+  'lobby.js': 'text/javascript; charset=utf-8',
+  'lobby.css': 'text/css; charset=utf-8',
+} as const;
+
+/**
+ * Serves the lobby (`client/`) at its route on the app's HTTP adapter, Express or Fastify alike,
+ * each file with the lobby's Content-Security-Policy. Its routes are the adapter's own, as a
+ * static-files module's are, so the app's global prefix does not move them; the gateway fails the
+ * app's init when one of the host's controllers already serves `GET` at the route.
+ */
+@Injectable()
+export class LobbyRoutes implements OnModuleInit {
+  constructor(
+    @Inject(LOBBY_ROUTE) private readonly route: string,
+    @Optional() private readonly adapterHost?: HttpAdapterHost,
+  ) {}
+
+  onModuleInit(): void {
+    const http = this.adapterHost?.httpAdapter;
+    if (!http) return;
+    const base = this.route === '/' ? '' : this.route;
+    for (const [name, type] of Object.entries(FILES)) {
+      // Read once: three small files that change only with the package.
+      let body = readFileSync(join(LOBBY_DIR, name), 'utf8');
+      // Assets by absolute URL, so the page works at `/chat` and `/chat/` alike.
+      if (name === 'index.html')
+        body = body.replace(/(href|src)="(lobby\.[a-z]+)"/g, `$1="${base}/$2"`);
+      const paths =
+        name === 'index.html'
+          ? [base || '/', `${base}/`, `${base}/index.html`]
+          : [`${base}/${name}`];
+      for (const path of new Set(paths)) {
+        http.get(path, (_request: unknown, response: unknown) => {
+          http.setHeader(response, 'Content-Type', type);
+          http.setHeader(response, 'Content-Security-Policy', LOBBY_CSP);
+          http.setHeader(response, 'Cache-Control', 'no-cache');
+          http.reply(response, body, 200);
+        });
+      }
+    }
+  }
+}
