@@ -1,6 +1,8 @@
 import { join } from 'node:path';
 import { ConfigurableModuleBuilder, DynamicModule } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
+import type { AbstractHttpAdapter, ApplicationConfig } from '@nestjs/core';
+import type { AbstractLoader, ServeStaticModuleOptions } from '@nestjs/serve-static';
 import {
   ROOMS_API_DEFAULT_LIMIT,
   ROOMS_API_LIMIT,
@@ -87,12 +89,43 @@ async function lobbyModule(serveRoot: string): Promise<DynamicModule> {
       { cause: error },
     );
   }
-  return serveStatic.ServeStaticModule.forRoot({
+  const lobby = serveStatic.ServeStaticModule.forRoot({
     rootPath: LOBBY_DIR,
     serveRoot,
     renderPath: serveRoot || '/',
     serveStaticOptions: { setHeaders: setLobbyHeaders },
   });
+  // Provided after serve-static's own, so it replaces it in this module.
+  return {
+    ...lobby,
+    providers: [
+      ...(lobby.providers ?? []),
+      { provide: serveStatic.AbstractLoader, useValue: lateLoader(serveStatic) },
+    ],
+  };
+}
+
+/**
+ * serve-static picks its loader when its module is built, from the HTTP adapter the app has by
+ * then; a testing module has none yet, so in a host's e2e test (`Test.createTestingModule`) it
+ * would pick the one that serves nothing (nestjs/serve-static#240). This one picks when it
+ * registers, at init, when every app has its adapter: the lobby is served there too.
+ */
+function lateLoader(serveStatic: typeof import('@nestjs/serve-static')): AbstractLoader {
+  class LateLoader extends serveStatic.AbstractLoader {
+    register(
+      httpAdapter: AbstractHttpAdapter,
+      config: ApplicationConfig,
+      options: ServeStaticModuleOptions[],
+    ): void {
+      const loader =
+        httpAdapter.constructor.name === 'FastifyAdapter'
+          ? new serveStatic.FastifyLoader()
+          : new serveStatic.ExpressLoader();
+      loader.register(httpAdapter, config, options);
+    }
+  }
+  return new LateLoader();
 }
 
 /** serve-static's `setHeaders`, for every lobby file (index.html at the render path too). */

@@ -1,5 +1,4 @@
 import { INestApplication } from '@nestjs/common';
-import { AbstractLoader, ExpressLoader } from '@nestjs/serve-static';
 import { Test } from '@nestjs/testing';
 import { AddressInfo } from 'node:net';
 import { AppModule } from '../../src/app.module.js';
@@ -39,13 +38,7 @@ export async function startChatApp(
 ): Promise<RunningChatApp> {
   const moduleRef = await Test.createTestingModule({
     imports: [AppModule.forRoot({ ...UNLIMITED_ADDRESS, ...options })],
-  })
-    // ServeStaticModule picks its loader when the module compiles, before a testing module has an
-    // HTTP adapter, and would fall back to serving nothing: give it the Express loader it would
-    // pick in `npm start`.
-    .overrideProvider(AbstractLoader)
-    .useValue(new ExpressLoader())
-    .compile();
+  }).compile();
   const app = moduleRef.createNestApplication({ logger: ['error', 'warn'] });
   app.useWebSocketAdapter(new ChatWsAdapter(app));
   await app.listen(port, '127.0.0.1');
