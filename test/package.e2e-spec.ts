@@ -132,7 +132,7 @@ async function serve(host: Host, dir: string): Promise<void> {
   }
 }
 
-/** `npm run test:e2e -- test/chat.e2e-spec.ts`: the CLI's runner on the added test only. */
+/** `npm run test:e2e`: the CLI's runner on the host's e2e tests, the CLI's own among them. */
 async function runE2e(host: Host, dir: string): Promise<Output> {
   let env = userEnv();
   if (needsRegistryNode(host)) {
@@ -146,13 +146,13 @@ async function runE2e(host: Host, dir: string): Promise<Output> {
     const version = await sh(`${host.name}: node -v`, 'node', ['-v'], { cwd: dir, env });
     expect(version.stdout.trim()).toBe(`v${REQUIRE_ESM_NODE}`);
   }
-  // Not the CLI's own test/app.e2e-spec.ts: it builds the app without the chat's adapter.
-  return sh(
-    `${host.name}: npm run test:e2e (${host.runner})`,
-    'npm',
-    ['run', 'test:e2e', '--', join('test', 'chat.e2e-spec.ts')],
-    { cwd: dir, env, timeoutMs: 120_000 },
-  );
+  // Every e2e test of the host: the CLI's own test/app.e2e-spec.ts, unchanged, with the chat in
+  // its AppModule, and the added one.
+  return sh(`${host.name}: npm run test:e2e (${host.runner})`, 'npm', ['run', 'test:e2e'], {
+    cwd: dir,
+    env,
+    timeoutMs: 120_000,
+  });
 }
 
 /** `name@version` as installed in the host. */
@@ -238,11 +238,11 @@ describe('The packed package in hosts made by the Nest CLIs', () => {
     }
     const onNode = needsRegistryNode(host) ? ` on Node ${REQUIRE_ESM_NODE}` : '';
     (runnerSkipped(host) ? it.skip : it)(
-      `passes an e2e test of its AppModule under its own ${host.runner}${onNode}`,
+      `passes the CLI's own e2e test unchanged and one of the chat, under its own ${host.runner}${onNode}`,
       async () => {
         const output = (await run().tested) as Output;
         expect(printed(output)).toMatch(
-          host.runner === 'jest' ? /Tests:\s+2 passed, 2 total/ : /Tests\s+2 passed \(2\)/,
+          host.runner === 'jest' ? /Tests:\s+3 passed, 3 total/ : /Tests\s+3 passed \(3\)/,
         );
       },
       240_000,

@@ -47,16 +47,15 @@ export interface Host {
 export const HOSTS: Host[] = [
   {
     // `nest new` today: ESM, Vitest. The non-optional peers are named with the host's major, as
-    // the README says. The lobby takes serve-static; it gets a route of its own, since the
-    // CLI's AppController answers `/` ("Hello World!") before a lobby at `/` would.
+    // the README says. The lobby gets a route of its own: the CLI's AppController has `GET /`.
     name: 'nest12-esm',
     nestMajor: 12,
     typescriptMajor: 6,
     esm: true,
     runner: 'vitest',
     runnerNeedsRequireEsm: false,
-    alongside: ['@nestjs/websockets@12', '@nestjs/platform-ws@12', '@nestjs/serve-static@12'],
-    optionalPeers: ['@nestjs/serve-static'],
+    alongside: ['@nestjs/websockets@12', '@nestjs/platform-ws@12'],
+    optionalPeers: [],
     chat: {
       imports: [`import { ChatModule } from 'nest-channels-chat';`],
       before: '',
@@ -105,7 +104,7 @@ export const HOSTS: Host[] = [
   },
 ];
 
-export const OPTIONAL_PEERS = ['@nestjs/serve-static', '@nestjs/terminus'];
+export const OPTIONAL_PEERS = ['@nestjs/terminus'];
 
 /** The greeting every socket gets first: the seed's exact frame. */
 export const GREETING = { type: 'connection_established', message: 'You are connected!' };
@@ -124,9 +123,9 @@ function replaceOnce(file: string, text: string, anchor: string, by: string): st
 }
 
 /**
- * What a user adds to the app the CLI made: the chat in its AppModule, the adapter in its
- * main.ts, a controller of their own that posts into the room through the injected layer, and
- * an e2e test of AppModule next to the CLI's.
+ * What a user adds to the app the CLI made: the chat in its AppModule (the whole integration:
+ * main.ts stays as the CLI wrote it), a controller of their own that posts into the room through
+ * the injected layer, and an e2e test of AppModule next to the CLI's.
  */
 export async function addChat(host: Host, dir: string): Promise<void> {
   const modulePath = join(dir, 'src', 'app.module.ts');
@@ -149,16 +148,6 @@ export async function addChat(host: Host, dir: string): Promise<void> {
     `import { AnnounceController } from '${local(host, './announce.controller')}';`,
   ];
   await writeFile(modulePath, `${imports.join('\n')}\n${appModule}`);
-
-  const mainPath = join(dir, 'src', 'main.ts');
-  let main = await readFile(mainPath, 'utf8');
-  main = replaceOnce(
-    mainPath,
-    main,
-    '  await app.listen(',
-    '  app.useWebSocketAdapter(new ChatWsAdapter(app));\n  await app.listen(',
-  );
-  await writeFile(mainPath, `import { ChatWsAdapter } from 'nest-channels-chat';\n${main}`);
 
   await writeFile(join(dir, 'src', 'announce.controller.ts'), ANNOUNCE_CONTROLLER);
   await writeFile(join(dir, 'test', 'chat.e2e-spec.ts'), chatE2eSpec(host));
@@ -185,7 +174,6 @@ export class AnnounceController {
 function chatE2eSpec(host: Host): string {
   return `import { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import { ChatWsAdapter } from 'nest-channels-chat';
 import { ChatTestClient } from 'nest-channels-chat/testing';
 import request from 'supertest';
 import { App } from '${local(host, 'supertest/types')}';
@@ -199,7 +187,6 @@ describe('The chat in AppModule (e2e)', () => {
       imports: [AppModule],
     }).compile();
     app = moduleFixture.createNestApplication();
-    app.useWebSocketAdapter(new ChatWsAdapter(app));
     await app.listen(0, '127.0.0.1');
   });
 
