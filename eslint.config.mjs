@@ -3,7 +3,16 @@ import eslint from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'coverage/', 'bench/out/', 'test/hosts/'] },
+  {
+    ignores: [
+      'dist/',
+      'node_modules/',
+      'coverage/',
+      'bench/out/',
+      'test/hosts/',
+      'test/readme-snippets/',
+    ],
+  },
   eslint.configs.recommended,
   ...tseslint.configs.recommended,
   {

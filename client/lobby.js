@@ -327,13 +327,19 @@
 
   // ---------------------------------------------------------------- the socket
 
+  /** The path the page's ChatModule serves, from the page itself (see index.html). */
+  function chatPath() {
+    const meta = document.querySelector('meta[name="chat-path"]');
+    return (meta && meta.getAttribute('content')) || '/ws/socket-server';
+  }
+
   function socketUrl() {
     const params = new URLSearchParams({ room: state.room });
     const name = state.user || state.name;
     if (name) params.set('name', name);
     if (state.lastId) params.set('since', state.lastId);
     const scheme = window.location.protocol === 'https:' ? 'wss' : 'ws';
-    return `${scheme}://${window.location.host}/ws/socket-server/?${params}`;
+    return `${scheme}://${window.location.host}${chatPath()}/?${params}`;
   }
 
   function connect() {

@@ -144,9 +144,9 @@ describe('Several ChatModules in one app', () => {
 
   @Module({
     imports: [
-      ChatModule.forRoot({ path: '/ws/a' }),
-      ChatModule.forRoot({ path: '/ws/b', group: 'other' }),
-      ChatModule.forRoot({ path: '/ws/c', layer: shared }),
+      ChatModule.forRoot({ path: '/ws/a', roomPath: '/ws/rooms-a' }),
+      ChatModule.forRoot({ path: '/ws/b', roomPath: '/ws/rooms-b', group: 'other' }),
+      ChatModule.forRoot({ path: '/ws/c', roomPath: '/ws/rooms-c', layer: shared }),
     ],
   })
   class TwoChatsModule {}

@@ -231,7 +231,9 @@ describe('A Fastify host', () => {
         const lobby = await fetch(`http://127.0.0.1:${port}${path}`);
         expect(lobby.status).toBe(200);
         expect(lobby.headers.get('content-security-policy')).toBe(LOBBY_CSP);
-        expect(await lobby.text()).toContain('<script src="/chat/lobby.js" defer></script>');
+        const page = await lobby.text();
+        expect(page).toContain('<script src="/chat/lobby.js" defer></script>');
+        expect(page).toContain('<meta name="chat-path" content="/ws/socket-server" />');
       }
       const script = await fetch(`http://127.0.0.1:${port}/chat/lobby.js`);
       expect(script.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
@@ -272,8 +274,14 @@ describe('Configuration mistakes fail the app’s init with one message naming t
         ChatModule.forRoot({ path: '/chat' }),
         ChatModule.forRoot({ path: '/chat/', group: 'b' }),
       ]),
+    ).resolves.toBe('ChatModule: two ChatModules on the path /chat; give each its own `path`');
+  });
+
+  it('two ChatModules on one room path (the default one, say)', async () => {
+    await expect(
+      initError([ChatModule.forRoot({ path: '/a' }), ChatModule.forRoot({ path: '/b' })]),
     ).resolves.toBe(
-      'ChatModule: two ChatModules on the path /chat; give each its own `path` (and `roomPath`)',
+      'ChatModule: two ChatModules on the room path /ws/chat; give each its own `roomPath`',
     );
   });
 

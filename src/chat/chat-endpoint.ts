@@ -33,6 +33,15 @@ export interface EndpointRoute {
 
 type UpgradeListener = (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
+/** Listeners that only watch upgrades (they answer none): the router leaves them be. */
+const observers = new WeakSet<object>();
+
+/** Marks `listener` as one that watches upgrades without answering them, and returns it. */
+export function observeUpgrades<T extends (request: IncomingMessage) => void>(listener: T): T {
+  observers.add(listener);
+  return listener;
+}
+
 /**
  * One ChatModule's WebSocket endpoint, on the app's own HTTP server and port. It is not a Nest
  * gateway and needs no adapter: the host's adapter (Nest's `WsAdapter`, Socket.IO, none) and its
@@ -132,7 +141,7 @@ export class ChatEndpoint {
  * The one `upgrade` listener of an HTTP server with chat endpoints on it. It takes the upgrades of
  * their paths, and hands every other upgrade to the listeners that were there (the host's
  * adapters), which it holds in their place: Nest's `WsAdapter` destroys upgrades of paths it does
- * not know, so it must never see ours. Listeners added later are taken over in the same way when
+ * not know, so it must never see ours. Listeners that only watch ({@link observeUpgrades}) stay. Listeners added later are taken over in the same way when
  * the server starts listening and at each upgrade.
  */
 class UpgradeRouter {
@@ -143,7 +152,7 @@ class UpgradeRouter {
     this.route(request, socket, head);
   private readonly adopt = (): void => {
     for (const listener of this.server.listeners('upgrade') as UpgradeListener[]) {
-      if (listener === this.dispatch) continue;
+      if (listener === this.dispatch || observers.has(listener)) continue;
       this.server.off('upgrade', listener);
       this.others.push(listener);
     }
@@ -161,17 +170,18 @@ class UpgradeRouter {
   }
 
   add(endpoint: ChatEndpoint): () => void {
-    const taken = this.endpoints.find(
-      (other) =>
-        other.matches(endpoint.route.path) ||
-        endpoint.matches(other.route.path) ||
-        (other.route.roomPath !== undefined && other.route.roomPath === endpoint.route.roomPath),
-    );
-    if (taken) {
-      throw new Error(
-        `ChatModule: two ChatModules on the path ${endpoint.route.path}; ` +
-          'give each its own `path` (and `roomPath`)',
-      );
+    const { path, roomPath } = endpoint.route;
+    for (const other of this.endpoints) {
+      if (other.matches(path) || endpoint.matches(other.route.path)) {
+        throw new Error(
+          `ChatModule: two ChatModules on the path ${path}; give each its own \`path\``,
+        );
+      }
+      if (roomPath !== undefined && roomPath === other.route.roomPath) {
+        throw new Error(
+          `ChatModule: two ChatModules on the room path ${roomPath}; give each its own \`roomPath\``,
+        );
+      }
     }
     if (this.endpoints.length === 0) {
       this.adopt();

@@ -4,7 +4,8 @@ import {
   ROOMS_API_LIMIT,
   RoomsController,
 } from '../rooms/rooms.controller.js';
-import { ChatModuleExtras, ChatModuleOptions } from './chat.options.js';
+import { HttpAdapterHost } from '@nestjs/core';
+import { ChatModuleExtras, ChatModuleOptions, resolveChatOptions } from './chat.options.js';
 import { LOBBY_ROUTE, LobbyRoutes } from './lobby.js';
 
 /**
@@ -47,7 +48,12 @@ function withLobby(module: DynamicModule, { lobby }: ChatModuleExtras): DynamicM
     providers: [
       ...(module.providers ?? []),
       { provide: LOBBY_ROUTE, useValue: route },
-      LobbyRoutes,
+      {
+        provide: LobbyRoutes,
+        useFactory: (options: ChatModuleOptions, adapterHost?: HttpAdapterHost) =>
+          new LobbyRoutes(route, resolveChatOptions(options).path, adapterHost),
+        inject: [CHAT_MODULE_OPTIONS, { token: HttpAdapterHost, optional: true }],
+      },
     ],
   };
 }

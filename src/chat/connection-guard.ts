@@ -2,6 +2,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Server as TlsServer } from 'node:tls';
 import { addressKey } from './client-address.js';
+import { observeUpgrades } from './chat-endpoint.js';
 import { DESCRIPTOR_RESERVE, descriptorLimit } from './descriptor-limit.js';
 
 /** What the guard enforces on every TCP connection of an HTTP server. */
@@ -107,9 +108,9 @@ class ConnectionGuard {
   };
 
   /** An upgrade settles for good: a WebSocket's life is ws' and the gateway's to bound. */
-  private readonly onUpgrade = (request: IncomingMessage): void => {
+  private readonly onUpgrade = observeUpgrades((request: IncomingMessage): void => {
     this.settle(request.socket);
-  };
+  });
 
   private readonly onDrop = (): void => this.dropped('max_connections');
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Inject, Injectable, OnModuleInit, Optional } from '@nestjs/common';
-import { HttpAdapterHost } from '@nestjs/core';
+import type { OnModuleInit } from '@nestjs/common';
+import type { HttpAdapterHost } from '@nestjs/core';
 import { PACKAGE_ROOT } from '../package-root.cjs';
 
 /** The route the module's lobby is served at, when it serves one: the gateway checks it is free. */
@@ -41,11 +41,12 @@ const FILES = {
  * static-files module's are, so the app's global prefix does not move them; the gateway fails the
  * app's init when one of the host's controllers already serves `GET` at the route.
  */
-@Injectable()
 export class LobbyRoutes implements OnModuleInit {
+  /** `route`: where the page is; `chatPath`: the module's WebSocket path, which the page uses. */
   constructor(
-    @Inject(LOBBY_ROUTE) private readonly route: string,
-    @Optional() private readonly adapterHost?: HttpAdapterHost,
+    private readonly route: string,
+    private readonly chatPath: string,
+    private readonly adapterHost?: HttpAdapterHost,
   ) {}
 
   onModuleInit(): void {
@@ -55,9 +56,17 @@ export class LobbyRoutes implements OnModuleInit {
     for (const [name, type] of Object.entries(FILES)) {
       // Read once: three small files that change only with the package.
       let body = readFileSync(join(LOBBY_DIR, name), 'utf8');
-      // Assets by absolute URL, so the page works at `/chat` and `/chat/` alike.
-      if (name === 'index.html')
-        body = body.replace(/(href|src)="(lobby\.[a-z]+)"/g, `$1="${base}/$2"`);
+      if (name === 'index.html') {
+        // Assets by absolute URL, so the page works at `/chat` and `/chat/` alike, and the socket
+        // on this module's path (a URL path: of HTML's specials it may hold only `&`).
+        const path = this.chatPath.replace(/&/g, '&amp;');
+        body = body
+          .replace(/(href|src)="(lobby\.[a-z]+)"/g, `$1="${base}/$2"`)
+          .replace(
+            /<meta name="chat-path" content="[^"]*" \/>/,
+            `<meta name="chat-path" content="${path}" />`,
+          );
+      }
       const paths =
         name === 'index.html'
           ? [base || '/', `${base}/`, `${base}/index.html`]

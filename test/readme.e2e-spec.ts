@@ -1,0 +1,153 @@
+import { execFile, spawn } from 'node:child_process';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import ts from 'typescript';
+import { ChatTestClient } from '../src/testing/index.js';
+import { waitFor } from './channel-layer.conformance.js';
+import { buildApp } from './support/app-process.js';
+
+/**
+ * The README's code runs, so it cannot drift from the package: each `ts` block is either a test
+ * (it has `describe(`), run by this repo's jest as a host's e2e test would be, or an app (it has
+ * `NestFactory.create`), compiled by tsc against the built package's types and started with node.
+ * Both import `nest-channels-chat` by its name, as a host does. And every option of ChatModule is
+ * in the README.
+ */
+const ROOT = join(import.meta.dirname, '..');
+const WORK = join(ROOT, 'test', 'readme-snippets');
+const run = promisify(execFile);
+
+async function snippets(): Promise<string[]> {
+  const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
+  return [...readme.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((match) => match[1] as string);
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe("The README's snippets", () => {
+  beforeAll(async () => {
+    await buildApp(); // the package's types and ESM build, which the snippets import by name
+    await rm(WORK, { recursive: true, force: true });
+    await mkdir(WORK, { recursive: true });
+  }, 120_000);
+
+  afterAll(async () => {
+    await rm(WORK, { recursive: true, force: true });
+  });
+
+  it('are a test and an app, each importing the package by its name', async () => {
+    const blocks = await snippets();
+    expect(blocks.filter((code) => code.includes('describe('))).toHaveLength(1);
+    expect(blocks.filter((code) => code.includes('NestFactory.create'))).toHaveLength(1);
+    for (const code of blocks) expect(code).toContain("from 'nest-channels-chat'");
+  });
+
+  it('the test passes under jest', async () => {
+    const [code] = (await snippets()).filter((block) => block.includes('describe('));
+    await writeFile(join(WORK, 'chat.e2e-spec.ts'), code as string);
+    const jest = join(ROOT, 'node_modules', 'jest', 'bin', 'jest.js');
+    const { stderr } = await run(
+      process.execPath,
+      [
+        '--experimental-vm-modules',
+        '--disable-warning=ExperimentalWarning',
+        jest,
+        '--runInBand',
+        // Past the suite's own ignore list, which keeps this directory out of `npm test`.
+        '--testPathIgnorePatterns',
+        '/node_modules/',
+        '--runTestsByPath',
+        join('test', 'readme-snippets', 'chat.e2e-spec.ts'),
+      ],
+      { cwd: ROOT, timeout: 90_000 },
+    ).catch((error: { stdout?: string; stderr?: string }) => {
+      throw new Error(`the README's test failed:\n${error.stdout ?? ''}${error.stderr ?? ''}`);
+    });
+    expect(stderr).toMatch(/Tests:\s+1 passed, 1 total/);
+  }, 120_000);
+
+  it('the app compiles, starts, chats and serves its lobby and rooms list', async () => {
+    const [code] = (await snippets()).filter((block) => block.includes('NestFactory.create'));
+    await writeFile(join(WORK, 'main.ts'), code as string);
+    await writeFile(
+      join(WORK, 'tsconfig.json'),
+      JSON.stringify({
+        extends: '../../tsconfig.json',
+        compilerOptions: { rootDir: '.', outDir: 'out', types: ['node'], sourceMap: false },
+        include: ['main.ts'],
+        exclude: [],
+      }),
+    );
+    const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+    await run(process.execPath, [tsc, '-p', join(WORK, 'tsconfig.json')], { cwd: ROOT }).catch(
+      (error: { stdout?: string }) => {
+        throw new Error(`the README's app does not compile:\n${error.stdout ?? ''}`);
+      },
+    );
+    const port = await freePort();
+    const child = spawn(process.execPath, [join(WORK, 'out', 'main.js')], {
+      cwd: ROOT,
+      env: { ...process.env, PORT: String(port) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    for (const stream of [child.stdout, child.stderr]) {
+      stream.on('data', (chunk: Buffer) => (output += String(chunk)));
+    }
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    try {
+      await waitFor(
+        () => output.includes('successfully started') || child.exitCode !== null,
+        15_000,
+      );
+      expect(child.exitCode).toBeNull();
+      const client = await ChatTestClient.connect(`ws://127.0.0.1:${port}/ws/socket-server/`);
+      await client.greeted();
+      client.send({ message: 'from the README' });
+      await expect(client.nextOfType('chat')).resolves.toMatchObject({
+        message: 'from the README',
+      });
+      const lobby = await fetch(`http://127.0.0.1:${port}/chat`);
+      expect(await lobby.text()).toContain('id="messages"');
+      const rooms = (await (await fetch(`http://127.0.0.1:${port}/api/rooms`)).json()) as unknown;
+      expect(rooms).toEqual(expect.arrayContaining([expect.objectContaining({ room: 'test' })]));
+      await client.close();
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+    }
+  }, 60_000);
+
+  it('name every option of ChatModule', async () => {
+    const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
+    const embedding = readme.slice(
+      readme.indexOf('## Embedding'),
+      readme.indexOf('## The ChannelLayer'),
+    );
+    // Every identifier inside the section's `code` spans: `onConnect(info)`, `{ route }`, ...
+    const named = new Set(
+      (embedding.match(/`[^`\n]+`/g) ?? []).flatMap((span) => span.match(/[A-Za-z_]\w*/g) ?? []),
+    );
+    const missing: string[] = [];
+    for (const file of ['src/chat/chat.options.ts', 'src/chat/connection-policy.ts']) {
+      const text = await readFile(join(ROOT, file), 'utf8');
+      const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest);
+      source.forEachChild((node) => {
+        if (!ts.isInterfaceDeclaration(node) || !/Options$|Extras$/.test(node.name.text)) return;
+        for (const member of node.members) {
+          const name = member.name && ts.isIdentifier(member.name) ? member.name.text : undefined;
+          if (name && !named.has(name)) missing.push(`${node.name.text}.${name}`);
+        }
+      });
+    }
+    expect(missing).toEqual([]);
+  });
+});
