@@ -22,6 +22,11 @@ export interface SocketSink {
   ping(socket: WebSocket, data: Buffer): void;
   /** A pong, solicited or not. */
   pong(socket: WebSocket, data: Buffer): void;
+  /**
+   * A client's protocol error (bad UTF-8, an oversized frame): ws closes the socket with the
+   * matching code, then `close` comes. Without this listener the error would reach the process.
+   */
+  error(socket: WebSocket, error: Error & { code?: string }): void;
   close(socket: WebSocket): void;
 }
 
@@ -55,6 +60,7 @@ export class ChatEndpoint {
     message(this: WebSocket, data: RawData, isBinary: boolean): void;
     ping(this: WebSocket, data: Buffer): void;
     pong(this: WebSocket, data: Buffer): void;
+    error(this: WebSocket, error: Error): void;
     close(this: WebSocket): void;
   };
 
@@ -81,6 +87,9 @@ export class ChatEndpoint {
       },
       pong(data) {
         sink.pong(this, data);
+      },
+      error(error) {
+        sink.error(this, error);
       },
       close() {
         sink.close(this);
@@ -109,6 +118,7 @@ export class ChatEndpoint {
     corkUntilCheckPhase(socket);
     this.server.handleUpgrade(request, socket, head, (ws: WebSocket) => {
       const { listeners } = this;
+      ws.on('error', listeners.error);
       ws.on('message', listeners.message);
       ws.on('ping', listeners.ping);
       ws.on('pong', listeners.pong);

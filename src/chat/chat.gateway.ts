@@ -191,6 +191,8 @@ export class ChatGateway
         frame: (socket, data, bytes) => this.onFrame(socket, data, bytes),
         ping: (socket, data) => this.onPing(socket, data),
         pong: (socket, data) => this.onControl(socket, data.length),
+        error: (_socket, error) =>
+          this.logger.debug(`socket closed on a client error: ${error.code ?? error.message}`),
         close: (socket) => this.onClose(socket),
       },
     );
