@@ -1,5 +1,5 @@
-// The library's public API: what embedding apps import. The health module and the test client
-// are subpaths (`nest-channels-chat/health`, `/testing`): their dependencies are optional peers.
+// The library's public API: what embedding apps import. Two subpaths are apart from it:
+// `nest-channels-chat/health` (it needs the optional peer @nestjs/terminus) and `/testing`.
 export * from './channel-layer/index.js';
 export * from './chat/index.js';
 export * from './chat/host-check.js';

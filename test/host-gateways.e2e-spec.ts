@@ -33,7 +33,9 @@ import { Observable, map } from 'rxjs';
 import { io } from 'socket.io-client';
 import { WebSocket } from 'ws';
 import { ChatModule, ChatWsAdapter, LOBBY_CSP } from '../src/index.js';
-import { ChatTestClient } from '../src/testing/index.js';
+import { ChatTestClient, HandshakeRefused } from '../src/testing/index.js';
+import { withinMs } from './support/app-process.js';
+import { startChatApp } from './support/chat-app.js';
 
 /**
  * The host keeps its own WebSocket setup: with Nest's `WsAdapter` or Socket.IO as the app's
@@ -364,6 +366,40 @@ describe('An app upgrading from ChatWsAdapter', () => {
       ]);
     } finally {
       await app.close();
+    }
+  });
+});
+
+describe("The chat's endpoint on the app's HTTP server", () => {
+  it('refuses, 503, a handshake still being authenticated when shutdown starts, and shuts down', async () => {
+    let started = (): void => undefined;
+    const authenticating = new Promise<void>((resolve) => (started = resolve));
+    const chat = await startChatApp({
+      authenticate: async () => {
+        started();
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        return { id: 'late' };
+      },
+    });
+    const late = ChatTestClient.connect(chat.wsUrl(), { timeoutMs: 3000 });
+    await authenticating;
+    const closing = chat.app.close();
+    await expect(late).rejects.toEqual(new HandshakeRefused(503));
+    await expect(withinMs(closing, 3000, 'app.close()')).resolves.toBeUndefined();
+  });
+
+  it('keeps the TCP guard off chat sockets once they are open', async () => {
+    const chat = await startChatApp({ handshakeTimeoutMs: 300 });
+    try {
+      const client = await chat.join();
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      expect(client.socket.readyState).toBe(WebSocket.OPEN);
+      const metrics = await (await fetch(`${chat.httpUrl}/metrics`)).text();
+      expect(metrics).not.toMatch(
+        /chat_connections_closed_by_server_total\{reason="handshake_timeout"\} [1-9]/,
+      );
+    } finally {
+      await chat.close();
     }
   });
 });

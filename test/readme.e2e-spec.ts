@@ -132,9 +132,16 @@ describe("The README's snippets", () => {
       readme.indexOf('## Embedding'),
       readme.indexOf('## The ChannelLayer'),
     );
-    // Every identifier inside the section's `code` spans: `onConnect(info)`, `{ route }`, ...
+    // The options table's first column: every identifier in its code spans (`onConnect(info)`,
+    // `rateLimit` (`messagesPerSecond`, ...), `{ route }`).
+    const firstCells = embedding
+      .split('\n')
+      .filter((line) => line.startsWith('| `'))
+      .map((line) => line.split('|')[1] ?? '');
     const named = new Set(
-      (embedding.match(/`[^`\n]+`/g) ?? []).flatMap((span) => span.match(/[A-Za-z_]\w*/g) ?? []),
+      firstCells.flatMap((cell) =>
+        (cell.match(/`[^`]+`/g) ?? []).flatMap((span) => span.match(/[A-Za-z_]\w*/g) ?? []),
+      ),
     );
     const missing: string[] = [];
     for (const file of ['src/chat/chat.options.ts', 'src/chat/connection-policy.ts']) {

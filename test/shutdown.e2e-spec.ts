@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { ChatTestClient } from '../src/testing/index.js';
+import { ChatTestClient, HandshakeRefused } from '../src/testing/index.js';
 import { AppProcess, buildApp, withinMs } from './support/app-process.js';
 
 describe('Graceful shutdown of the compiled app (node dist/main.js)', () => {
@@ -38,7 +38,10 @@ describe('Graceful shutdown of the compiled app (node dist/main.js)', () => {
         code: 1001,
       });
     }
-    await expect(ChatTestClient.connect(url, { timeoutMs: 1000 })).rejects.toThrow();
+    // During the grace period a new handshake is refused, not left hanging.
+    await expect(ChatTestClient.connect(url, { timeoutMs: 1000 })).rejects.toEqual(
+      new HandshakeRefused(503),
+    );
     await expect(withinMs(app.exited, 6000, 'exit')).resolves.toEqual({
       code: 0,
       signal: null,

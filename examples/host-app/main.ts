@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { HostModule } from './host.module.js';
 
-/** `npx ts-node examples/host-app/main.ts`, or compiled: an existing app with the chat added. */
+/** An existing app with the chat added, compiled with the rest (`tsc -p tsconfig.json`); test/embedding.e2e-spec.ts runs its module. */
 async function main(): Promise<void> {
   const app = await NestFactory.create(HostModule);
   app.enableShutdownHooks();

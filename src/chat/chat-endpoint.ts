@@ -38,8 +38,18 @@ export interface EndpointRoute {
 
 type UpgradeListener = (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
+/**
+ * One registry per process, whichever of the package's builds (ESM, CommonJS) a module came
+ * from: an app that loaded both still has one router per HTTP server.
+ */
+function shared<T extends object>(name: string, make: () => T): T {
+  const key = Symbol.for(`nest-channels-chat/${name}`);
+  const registry = globalThis as unknown as Record<symbol, T | undefined>;
+  return (registry[key] ??= make());
+}
+
 /** Listeners that only watch upgrades (they answer none): the router leaves them be. */
-const observers = new WeakSet<object>();
+const observers = shared('upgrade-observers', () => new WeakSet<object>());
 
 /** Marks `listener` as one that watches upgrades without answering them, and returns it. */
 export function observeUpgrades<T extends (request: IncomingMessage) => void>(listener: T): T {
@@ -128,13 +138,14 @@ export class ChatEndpoint {
   }
 
   /**
-   * Stops taking upgrades, then closes every socket with 1001 (Nest's adapter terminates them
-   * without a close frame) and terminates those that do not answer within `graceMs`. Resolves
-   * once every socket has closed.
+   * Closes every socket with 1001 (Nest's adapter terminates them without a close frame) and
+   * terminates those that do not answer within `graceMs`; meanwhile ws answers new handshakes on
+   * this route 503, those still being authenticated included. Then it stops taking upgrades.
+   * Resolves once every socket has closed.
    */
   async close(graceMs: number): Promise<void> {
-    this.detach?.();
-    this.detach = undefined;
+    // First, so that no handshake completes after the clients are listed.
+    const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     const clients = [...this.server.clients];
     const closed = clients.map(
       (client) => new Promise<void>((resolve) => client.once('close', () => resolve())),
@@ -143,7 +154,9 @@ export class ChatEndpoint {
     const timer = setTimeout(() => clients.forEach((client) => client.terminate()), graceMs);
     await Promise.all(closed);
     clearTimeout(timer);
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await serverClosed;
+    this.detach?.();
+    this.detach = undefined;
   }
 }
 
@@ -151,11 +164,14 @@ export class ChatEndpoint {
  * The one `upgrade` listener of an HTTP server with chat endpoints on it. It takes the upgrades of
  * their paths, and hands every other upgrade to the listeners that were there (the host's
  * adapters), which it holds in their place: Nest's `WsAdapter` destroys upgrades of paths it does
- * not know, so it must never see ours. Listeners that only watch ({@link observeUpgrades}) stay. Listeners added later are taken over in the same way when
- * the server starts listening and at each upgrade.
+ * not know, so it must never see ours. A listener added later is taken over in the same way, in
+ * the tick it was added in; one that only watches ({@link observeUpgrades}) stays where it is. A
+ * listener taken over cannot be removed with `server.off` until the last endpoint is gone, when
+ * the server gets its listeners back.
  */
+const routers = shared('upgrade-routers', () => new WeakMap<HttpServer, UpgradeRouter>());
+
 class UpgradeRouter {
-  private static readonly routers = new WeakMap<HttpServer, UpgradeRouter>();
   private readonly endpoints: ChatEndpoint[] = [];
   private readonly others: UpgradeListener[] = [];
   private readonly dispatch: UpgradeListener = (request, socket, head) =>
@@ -167,14 +183,18 @@ class UpgradeRouter {
       this.others.push(listener);
     }
   };
+  /** `newListener` comes before the listener is added: it is taken over once it is there. */
+  private readonly added = (event: string | symbol): void => {
+    if (event === 'upgrade') process.nextTick(this.adopt);
+  };
 
   private constructor(private readonly server: HttpServer) {}
 
   static of(server: HttpServer): UpgradeRouter {
-    let router = UpgradeRouter.routers.get(server);
+    let router = routers.get(server);
     if (!router) {
       router = new UpgradeRouter(server);
-      UpgradeRouter.routers.set(server, router);
+      routers.set(server, router);
     }
     return router;
   }
@@ -196,7 +216,7 @@ class UpgradeRouter {
     if (this.endpoints.length === 0) {
       this.adopt();
       this.server.on('upgrade', this.dispatch);
-      this.server.on('listening', this.adopt);
+      this.server.on('newListener', this.added);
     }
     this.endpoints.push(endpoint);
     return () => this.remove(endpoint);
@@ -207,14 +227,13 @@ class UpgradeRouter {
     if (at >= 0) this.endpoints.splice(at, 1);
     if (this.endpoints.length > 0) return;
     // The last endpoint gone: the server's listeners are as they were, without us.
+    this.server.off('newListener', this.added);
     this.server.off('upgrade', this.dispatch);
-    this.server.off('listening', this.adopt);
     for (const listener of this.others.splice(0)) this.server.on('upgrade', listener);
-    UpgradeRouter.routers.delete(this.server);
+    routers.delete(this.server);
   }
 
   private route(request: IncomingMessage, socket: Duplex, head: Buffer): void {
-    this.adopt();
     let url: URL | undefined;
     try {
       url = new URL(request.url ?? '/', 'ws://localhost');
@@ -239,6 +258,9 @@ function rawSize(data: RawData): number {
 }
 
 function rejectUpgrade(socket: Duplex, status: number): void {
+  // Node took its own error listener off the socket before emitting `upgrade`: a reset while the
+  // answer is written must not reach the process.
+  socket.on('error', () => socket.destroy());
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
   );

@@ -8,7 +8,11 @@ import { WsAdapter } from '@nestjs/platform-ws';
  * the app keeps working: the chat as before, your own gateways as Nest serves them.
  */
 export class ChatWsAdapter extends WsAdapter {
-  constructor(appOrHttpServer?: INestApplicationContext | object) {
+  /** `_options`: what earlier releases took; `closeTimeoutMs` is now a ChatModule option. */
+  constructor(
+    appOrHttpServer?: INestApplicationContext | object,
+    _options?: { closeTimeoutMs?: number },
+  ) {
     super(appOrHttpServer);
     new Logger('ChatWsAdapter').warn(
       'ChatWsAdapter is deprecated and no longer needed: ChatModule serves its endpoint itself. ' +

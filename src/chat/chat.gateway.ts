@@ -233,13 +233,15 @@ export class ChatGateway
   }
 
   /**
-   * Before Nest closes its adapters and the HTTP server: new upgrades stop, and each socket is
-   * closed with 1001 and given `closeTimeoutMs` to answer, so the HTTP server's close does not
-   * wait on them.
+   * Before Nest closes its adapters and the HTTP server: each socket is closed with 1001 and given
+   * `closeTimeoutMs` to answer while new handshakes get 503, so the HTTP server's close does not
+   * wait on them. Then the endpoint and the TCP guard leave the server together: the guard
+   * answers no upgrade, and must not be left alone with them.
    */
   async beforeApplicationShutdown(): Promise<void> {
     if (this.attached) await this.endpoint.close(this.options.closeTimeoutMs);
     this.attached = false;
+    this.handshake.stop();
   }
 
   /** Runs before the module closes the layer: sockets closed by shutdown finish leaving first. */
@@ -247,7 +249,6 @@ export class ChatGateway
     this.closing = true;
     this.heartbeat.stop();
     this.deadline.stop();
-    this.handshake.stop();
     clearInterval(this.budgetTimer);
     this.presenceDue.forEach((timer) => clearTimeout(timer));
     this.presenceDue.clear();
@@ -309,7 +310,7 @@ export class ChatGateway
     void left.finally(() => this.leaving.delete(left));
   }
 
-  /** Every client message, from the adapter (text as a string); `bytes`: its payload's size. */
+  /** Every client message, from the endpoint (text as a string); `bytes`: its payload's size. */
   private onFrame(socket: WebSocket, data: unknown, bytes: number): void {
     const connection = this.connections.get(socket);
     if (!connection) return;

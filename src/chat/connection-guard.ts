@@ -153,13 +153,17 @@ class ConnectionGuard {
   }
 }
 
-const guards = new WeakMap<Server, ConnectionGuard>();
+/** One guard per server and process, whichever of the package's builds installed it. */
+const guards = ((globalThis as unknown as Record<symbol, WeakMap<Server, ConnectionGuard>>)[
+  Symbol.for('nest-channels-chat/connection-guards')
+] ??= new WeakMap<Server, ConnectionGuard>());
 
 /**
  * Installs the guard on `server` once; later calls reuse it (and its limits) and only add
  * `onDrop`. Returns a function that removes this caller's listener, and the guard once nobody
- * listens. The guard listens to `upgrade`: install it only on a server whose upgrades someone
- * answers (the chat's adapter does), as Node otherwise treats them as plain requests.
+ * listens. The guard listens to `upgrade` and answers none: install it only on a server whose
+ * upgrades someone answers (the chat's endpoint does), and remove it when that one goes, or an
+ * upgrade would hang unanswered.
  */
 export function guardConnections(
   server: Server,

@@ -6,7 +6,8 @@ import type { EndpointRoute } from './chat-endpoint.js';
 
 /**
  * The host's own parts that would take what a ChatModule serves: a gateway of the host's on the
- * app's port and the chat's path (its adapter would get those upgrades, or destroy them), and a
+ * app's port and one of the chat's paths (it would never get a socket: the chat takes those
+ * upgrades), and a
  * `GET` route of the host's at the lobby's route (one of the two would never answer). Each is a
  * sentence naming the fix; the module fails the app's init with them rather than serve half.
  */
@@ -26,7 +27,11 @@ export function hostConflicts(
     const options = (Reflect.getMetadata(GATEWAY_OPTIONS, type) ?? {}) as { path?: unknown };
     if (port !== 0 || typeof options.path !== 'string') continue;
     const path = trimmed(options.path);
-    if (path === route.path || (route.roomPath && path.startsWith(`${route.roomPath}/`))) {
+    const room =
+      route.roomPath && path.startsWith(`${route.roomPath}/`)
+        ? path.slice(route.roomPath.length + 1)
+        : undefined;
+    if (path === route.path || (room !== undefined && room !== '' && !room.includes('/'))) {
       found.push(
         `the gateway ${type.name} is on the chat's path ${path}; give ChatModule another \`path\``,
       );

@@ -9,7 +9,7 @@ interface Accepted {
   transport: Duplex;
 }
 
-/** A loopback ws server handing out each accepted socket with its stream, as the adapter does. */
+/** A loopback ws server handing out each accepted socket with its stream, as the chat's endpoint does. */
 async function listen(): Promise<{
   http: Server;
   url: string;
