@@ -1,12 +1,12 @@
 import { execFile, spawn } from 'node:child_process';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import ts from 'typescript';
 import { ChatTestClient } from '../src/testing/index.js';
 import { waitFor } from './channel-layer.conformance.js';
 import { buildApp } from './support/app-process.js';
+import { freePort } from './support/ports.js';
 
 /**
  * The README's code runs, so it cannot drift from the package: each `ts` block is either a test
@@ -22,14 +22,6 @@ const run = promisify(execFile);
 async function snippets(): Promise<string[]> {
   const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
   return [...readme.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((match) => match[1] as string);
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 describe("The README's snippets", () => {

@@ -3,10 +3,11 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { cp, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { stripVTControlCharacters } from 'node:util';
+
+export { freePort } from './ports.js';
 
 /** The fixtures: apps as the Nest CLIs made them, each with a lockfile made when it was added. */
 export const HOSTS_DIR = join(import.meta.dirname, '..', 'hosts');
@@ -358,22 +359,6 @@ export async function cachedInstall(host: Host): Promise<string> {
     await rm(scratch, { recursive: true, force: true });
   });
   return dir;
-}
-
-/** A loopback port nobody listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address
-          ? resolve(address.port)
-          : reject(new Error('no port')),
-      );
-    });
-  });
 }
 
 /** One HTTP exchange on a connection of its own (closed after), so nothing stays open. */
