@@ -2,8 +2,9 @@ import { RunningChatApp, startChatApp } from './support/chat-app.js';
 import { expectNoneOf, nextOf } from './support/frames.js';
 
 /**
- * Fuzzing the frame handler: thousands of random and malformed frames, each answered as the README
- * says (a chat frame, an error frame with its code, or a documented close), nobody else affected.
+ * Fuzzing the frame handler: thousands of random and malformed frames, each answered as
+ * docs/protocol.md says (a chat frame, an error frame with its code, or a documented close),
+ * nobody else affected.
  * Seeded, so a failure replays: FUZZ_SEED=<seed> npm test -- test/fuzz.e2e-spec.ts
  */
 const SEED = Number(process.env.FUZZ_SEED ?? 0xc0ffee);
@@ -127,7 +128,7 @@ function randomCase(): Case {
 }
 
 /**
- * What the README promises for a frame the server receives as `received`: the chat frame's
+ * What docs/protocol.md promises for a frame the server receives as `received`: the chat frame's
  * message, or the error code.
  */
 function expected(received: string | Buffer, binary: boolean): { chat: string } | { code: string } {
@@ -187,7 +188,7 @@ describe(`Fuzzing the frame handler (seed ${SEED})`, () => {
         await expect(nextOf(bystander, 'chat')).resolves.toMatchObject({ message });
       }
     }
-    // The generator reached every answer the README lists for a frame.
+    // The generator reached every answer docs/protocol.md lists for a frame.
     expect([...seen.keys()].sort()).toEqual([
       'binary_frame',
       'chat',

@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { access, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import ts from 'typescript';
 import { ChatTestClient } from '../src/testing/index.js';
@@ -19,12 +19,24 @@ const ROOT = join(import.meta.dirname, '..');
 const WORK = join(ROOT, 'test', 'readme-snippets');
 const run = promisify(execFile);
 
-async function snippets(): Promise<string[]> {
-  const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
-  return [...readme.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((match) => match[1] as string);
+/** The pages: README.md, and each page under docs/ it links to. */
+async function pages(): Promise<string[]> {
+  const docs = (await readdir(join(ROOT, 'docs'))).filter((name) => name.endsWith('.md'));
+  return ['README.md', ...docs.map((name) => join('docs', name))];
 }
 
-describe("The README's snippets", () => {
+async function snippets(): Promise<string[]> {
+  const blocks: string[] = [];
+  for (const page of await pages()) {
+    const text = await readFile(join(ROOT, page), 'utf8');
+    blocks.push(
+      ...[...text.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((match) => match[1] as string),
+    );
+  }
+  return blocks;
+}
+
+describe("The README's and docs' snippets", () => {
   beforeAll(async () => {
     await buildApp(); // the package's types and ESM build, which the snippets import by name
     await rm(WORK, { recursive: true, force: true });
@@ -118,12 +130,8 @@ describe("The README's snippets", () => {
     }
   }, 60_000);
 
-  it('name every option of ChatModule', async () => {
-    const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
-    const embedding = readme.slice(
-      readme.indexOf('## Embedding'),
-      readme.indexOf('## The ChannelLayer'),
-    );
+  it('name every option of ChatModule (docs/embedding.md)', async () => {
+    const embedding = await readFile(join(ROOT, 'docs', 'embedding.md'), 'utf8');
     // The options table's first column: every identifier in its code spans (`onConnect(info)`,
     // `rateLimit` (`messagesPerSecond`, ...), `{ route }`).
     const firstCells = embedding
@@ -149,4 +157,38 @@ describe("The README's snippets", () => {
     }
     expect(missing).toEqual([]);
   });
+
+  it('link only to files and headings that exist', async () => {
+    const broken: string[] = [];
+    for (const page of await pages()) {
+      const text = await readFile(join(ROOT, page), 'utf8');
+      for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (!target || /^[a-z]+:/.test(target)) continue; // http:, https:, mailto:
+        const [file, anchor] = target.split('#');
+        const path = file ? join(ROOT, dirname(page), file) : join(ROOT, page);
+        const exists = await access(path).then(
+          () => true,
+          () => false,
+        );
+        if (!exists) {
+          broken.push(`${page}: ${target}`);
+          continue;
+        }
+        if (anchor && path.endsWith('.md')) {
+          const headings = (await readFile(path, 'utf8')).match(/^#+ .*$/gm) ?? [];
+          if (!headings.map(slug).includes(anchor)) broken.push(`${page}: ${target}`);
+        }
+      }
+    }
+    expect(broken).toEqual([]);
+  });
 });
+
+/** GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens. */
+function slug(heading: string): string {
+  return heading
+    .replace(/^#+ /, '')
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N} _-]/gu, '')
+    .replace(/ /g, '-');
+}
