@@ -3,6 +3,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { RawData, ServerOptions, WebSocket } from 'ws';
+import { withoutTrailingSlash } from './chat.options.js';
 import { CloseCode } from './chat.protocol.js';
 import { corkUntilCheckPhase } from './outbox.js';
 
@@ -242,7 +243,7 @@ class UpgradeRouter {
     }
     if (url) {
       const { pathname } = url;
-      const path = pathname.length > 1 && pathname.endsWith('/') ? pathname.slice(0, -1) : pathname;
+      const path = withoutTrailingSlash(pathname);
       const endpoint = this.endpoints.find((candidate) => candidate.matches(path));
       if (endpoint) return endpoint.upgrade(request, socket, head, url);
     }

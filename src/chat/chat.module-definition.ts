@@ -5,7 +5,12 @@ import {
   RoomsController,
 } from '../rooms/rooms.controller.js';
 import { HttpAdapterHost } from '@nestjs/core';
-import { ChatModuleExtras, ChatModuleOptions, resolveChatOptions } from './chat.options.js';
+import {
+  ChatModuleExtras,
+  ChatModuleOptions,
+  resolveChatOptions,
+  urlPath,
+} from './chat.options.js';
 import { LOBBY_ROUTE, LobbyRoutes } from './lobby.js';
 
 /**
@@ -42,7 +47,8 @@ function withRoomsApi(module: DynamicModule, { roomsApi }: ChatModuleExtras): Dy
 
 function withLobby(module: DynamicModule, { lobby }: ChatModuleExtras): DynamicModule {
   if (!lobby) return module;
-  const route = typeof lobby === 'object' && lobby.route ? trimRoute(lobby.route) : '/';
+  const route =
+    typeof lobby === 'object' && lobby.route ? urlPath('lobby.route', lobby.route, '/chat') : '/';
   return {
     ...module,
     providers: [
@@ -56,14 +62,4 @@ function withLobby(module: DynamicModule, { lobby }: ChatModuleExtras): DynamicM
       },
     ],
   };
-}
-
-/** `route` as a path without its trailing slash; anything else is the app's mistake, refused. */
-function trimRoute(route: string): string {
-  if (!/^\/[A-Za-z0-9\-._~/]*$/.test(route) || route.includes('//')) {
-    throw new TypeError(
-      `ChatModule: lobby.route must be a URL path such as '/chat', got ${JSON.stringify(route)}`,
-    );
-  }
-  return route.length > 1 && route.endsWith('/') ? route.slice(0, -1) : route;
 }

@@ -257,16 +257,21 @@ export function resolveChatOptions(options: ChatModuleOptions = {}): ResolvedCha
   };
 }
 
+/** `path` without its trailing slash (`/` stays `/`): how chat paths and routes are compared. */
+export function withoutTrailingSlash(path: string): string {
+  return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+}
+
 /**
  * `value` as the endpoint matches it: a URL path, without its trailing slash. A value that is not
  * a path (no leading `/`, a query, a fragment, spaces) is a mistake of the app's, refused when
  * the app is created rather than left to match nothing.
  */
-function urlPath(name: string, value: string): string {
+export function urlPath(name: string, value: string, example = '/ws/socket-server'): string {
   if (!/^\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$/.test(value) || value.includes('//')) {
     throw new TypeError(
-      `ChatModule: ${name} must be a URL path such as '/ws/socket-server', got ${JSON.stringify(value)}`,
+      `ChatModule: ${name} must be a URL path such as '${example}', got ${JSON.stringify(value)}`,
     );
   }
-  return value.length > 1 && value.endsWith('/') ? value.slice(0, -1) : value;
+  return withoutTrailingSlash(value);
 }

@@ -3,6 +3,7 @@ import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants.js';
 import type { ApplicationConfig, DiscoveryService } from '@nestjs/core';
 import { GATEWAY_METADATA, GATEWAY_OPTIONS, PORT_METADATA } from '@nestjs/websockets/constants.js';
 import type { EndpointRoute } from './chat-endpoint.js';
+import { withoutTrailingSlash } from './chat.options.js';
 
 /**
  * The host's own parts that would take what a ChatModule serves: a gateway of the host's on the
@@ -74,5 +75,5 @@ function pathsOf(value: unknown): string[] {
 /** `/a//b/` as `/a/b`; `` and `/` as `/`. */
 function trimmed(path: string): string {
   const joined = `/${path}`.replace(/\/+/g, '/');
-  return joined.length > 1 && joined.endsWith('/') ? joined.slice(0, -1) : joined;
+  return withoutTrailingSlash(joined);
 }

@@ -58,10 +58,11 @@ export class LobbyRoutes implements OnModuleInit {
       let body = readFileSync(join(LOBBY_DIR, name), 'utf8');
       if (name === 'index.html') {
         // Assets by absolute URL, so the page works at `/chat` and `/chat/` alike, and the socket
-        // on this module's path (a URL path: of HTML's specials it may hold only `&`).
+        // on this module's path (URL paths: of HTML's specials they may hold only `&`).
         const path = this.chatPath.replace(/&/g, '&amp;');
+        const assets = base.replace(/&/g, '&amp;');
         body = body
-          .replace(/(href|src)="(lobby\.[a-z]+)"/g, `$1="${base}/$2"`)
+          .replace(/(href|src)="(lobby\.[a-z]+)"/g, `$1="${assets}/$2"`)
           .replace(
             /<meta name="chat-path" content="[^"]*" \/>/,
             `<meta name="chat-path" content="${path}" />`,
