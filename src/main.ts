@@ -18,6 +18,7 @@ import { ChatModuleOptions } from './chat/chat.options.js';
 import { RedisRoomState } from './rooms/redis-room-state.js';
 import { AppConfig, loadConfig } from './config.js';
 import { closeOnSignals } from './shutdown.js';
+import { errorText } from './error-text.js';
 
 /** The layer (and room store) the environment asks for; the in-memory defaults otherwise. */
 function stateFor(config: AppConfig): Pick<ChatModuleOptions, 'layer' | 'roomState'> {
@@ -73,6 +74,6 @@ async function bootstrap(): Promise<void> {
 }
 
 bootstrap().catch((error: unknown) => {
-  new Logger('Bootstrap').fatal(error instanceof Error ? error.message : String(error));
+  new Logger('Bootstrap').fatal(errorText(error));
   process.exit(1);
 });

@@ -1,4 +1,5 @@
 import { INestApplication, Logger } from '@nestjs/common';
+import { errorText } from './error-text.js';
 
 /** How {@link closeOnSignals} shuts the app down. */
 export interface ShutdownOptions {
@@ -50,7 +51,7 @@ export function closeOnSignals(app: INestApplication, options: ShutdownOptions =
       },
       (error: unknown) => {
         clearTimeout(timer);
-        logger.error(`shutdown failed: ${error instanceof Error ? error.message : String(error)}`);
+        logger.error(`shutdown failed: ${errorText(error)}`);
         exit(1);
       },
     );

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import {
   ChannelLayer,
@@ -23,6 +22,7 @@ import {
   nonLocalName,
   positiveSeconds,
 } from './channel-names.js';
+import { randomName } from './random-name.js';
 
 /** Options of the in-memory layer. */
 export interface InMemoryChannelLayerOptions extends ChannelLayerOptions {
@@ -377,20 +377,4 @@ export class InMemoryChannelLayer extends ChannelLayer {
   private assertOpen(): void {
     if (this.closed) throw new ChannelLayerClosed();
   }
-}
-
-const ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
-
-/** Random bytes drawn 4 KiB at a time: a `randomBytes` call per ~340 channels, not per channel. */
-let pool = Buffer.alloc(0);
-let poolAt = 0;
-
-function randomName(length: number): string {
-  if (poolAt + length > pool.length) {
-    pool = randomBytes(4096);
-    poolAt = 0;
-  }
-  let name = '';
-  for (let i = 0; i < length; i++) name += ALPHABET[pool[poolAt++] % ALPHABET.length];
-  return name;
 }

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import {
   ChannelLayer,
@@ -28,6 +27,7 @@ import { GROUP_ADD, GROUP_CHANNELS, GROUP_SEND, POP, PUSH, UNPOP } from './redis
 import { RedisHost, RedisShard, RedisShardEvents, hostList } from './redis-shard.js';
 import { consistentHash } from './redis-sharding.js';
 import { fromJson, toJson } from './frozen-message.js';
+import { randomName } from './random-name.js';
 
 export type { RedisHost } from './redis-shard.js';
 
@@ -897,13 +897,4 @@ export class RedisChannelLayer extends ChannelLayer {
   private assertOpen(): void {
     if (this.closed) throw new ChannelLayerClosed();
   }
-}
-
-const ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
-
-function randomName(length: number): string {
-  const bytes = randomBytes(length);
-  let name = '';
-  for (const byte of bytes) name += ALPHABET[byte % ALPHABET.length];
-  return name;
 }

@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import { Redis, RedisOptions } from 'ioredis';
 import { ChannelLayerUnavailable, InvalidChannelLayerInput } from './channel-layer.errors.js';
 import { LuaScript } from './redis-scripts.js';
+import { errorText } from '../error-text.js';
 
 /** One Redis host of a layer: a URL, ioredis options, or a client the caller owns. */
 export type RedisHost = string | RedisOptions | Redis;
@@ -271,7 +272,7 @@ export class RedisShard {
     ) {
       return error;
     }
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = errorText(error);
     return new ChannelLayerUnavailable(`Redis ${this.address} is unavailable: ${reason}`, {
       cause: error,
     });

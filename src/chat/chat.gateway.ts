@@ -47,6 +47,7 @@ import { Heartbeat } from './heartbeat.js';
 import { MessageDeadline, MessageProgress } from './message-deadline.js';
 import { Outbox, encodeTextFrame } from './outbox.js';
 import { RateLimiter, RateVerdict } from './rate-limiter.js';
+import { errorText } from '../error-text.js';
 
 /** One socket's membership: its layer channel and where it stands in joining. */
 interface Connection {
@@ -380,7 +381,7 @@ export class ChatGateway
           socket.send(errorFrame(error.code, error.message));
           this.metrics.errorSent(error.code);
         } else {
-          this.logger.error(`onMessage hook failed: ${describe(error)}`);
+          this.logger.error(`onMessage hook failed: ${errorText(error)}`);
           this.sendError(socket, ErrorCode.InternalError, 'message not sent: server error');
         }
         return;
@@ -659,7 +660,7 @@ export class ChatGateway
       }
       await this.layer.groupSend(room, frame);
     } catch (error) {
-      this.logger.warn(`could not announce presence in ${room}: ${describe(error)}`);
+      this.logger.warn(`could not announce presence in ${room}: ${errorText(error)}`);
     }
   }
 
@@ -668,7 +669,7 @@ export class ChatGateway
     try {
       await hook(connection.info as ChatConnectionInfo);
     } catch (error) {
-      this.logger.error(`connection hook failed: ${describe(error)}`);
+      this.logger.error(`connection hook failed: ${errorText(error)}`);
     }
   }
 
@@ -684,20 +685,20 @@ export class ChatGateway
       await this.layer.groupDiscard(room, channel);
       this.metrics.layerOperation('group_discard', performance.now() - started);
     } catch (error) {
-      this.logger.warn(`could not leave group ${room}: ${describe(error)}`);
+      this.logger.warn(`could not leave group ${room}: ${errorText(error)}`);
     }
     if (!connection.present) return;
     connection.present = false;
     try {
       await this.rooms.leave(room, channel);
     } catch (error) {
-      this.logger.warn(`could not leave presence of ${room}: ${describe(error)}`);
+      this.logger.warn(`could not leave presence of ${room}: ${errorText(error)}`);
     }
     this.schedulePresence(room);
   }
 
   private async failJoin(connection: Connection, error: unknown): Promise<void> {
-    this.logger.error(`socket could not join ${connection.room}: ${describe(error)}`);
+    this.logger.error(`socket could not join ${connection.room}: ${errorText(error)}`);
     await this.leave(connection);
     const { socket } = connection;
     if (socket.readyState !== WebSocket.OPEN) return;
@@ -716,12 +717,8 @@ export class ChatGateway
         'message not sent: channel layer unavailable',
       );
     } else {
-      this.logger.error(`groupSend failed: ${describe(error)}`);
+      this.logger.error(`groupSend failed: ${errorText(error)}`);
       this.sendError(socket, ErrorCode.InternalError, 'message not sent: server error');
     }
   }
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -9,6 +9,7 @@ import type { ResolvedConnectionPolicy } from './connection-policy.js';
 import { DESCRIPTOR_HEADROOM, descriptorLimit } from './descriptor-limit.js';
 import { HostCheck, compileHostCheck } from './host-check.js';
 import { OriginCheck, compileOriginCheck } from './origin-check.js';
+import { errorText } from '../error-text.js';
 
 /** ws' verifyClient callback: accept, or refuse with an HTTP status. */
 export type VerifyDone = (
@@ -175,9 +176,7 @@ export class Handshake {
         this.metrics.handshakeRefused('auth');
         return decide(false, error.getStatus(), error.message);
       }
-      this.logger.error(
-        `authenticate hook failed: ${error instanceof Error ? error.message : String(error)}`,
-      );
+      this.logger.error(`authenticate hook failed: ${errorText(error)}`);
       decide(false, 500, 'Internal Server Error');
     }
   }

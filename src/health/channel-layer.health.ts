@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
 import { ChannelLayer } from '../channel-layer/channel-layer.js';
+import { errorText } from '../error-text.js';
 
 /** How long readiness waits for the layer's `ping()` before calling it down. */
 export const LAYER_PING_TIMEOUT_MS = 1000;
@@ -37,7 +38,7 @@ export class ChannelLayerHealthIndicator {
       ]);
       return indicator.up({ latencyMs: Math.round((performance.now() - started) * 100) / 100 });
     } catch (error) {
-      const why = error instanceof Error ? error.message : String(error);
+      const why = errorText(error);
       this.logger.debug(`${key} is down: ${why}`);
       return indicator.down({
         message: timedOut

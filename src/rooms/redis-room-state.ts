@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { ChannelLayer } from '../channel-layer/channel-layer.js';
 import { ChannelLayerClosed } from '../channel-layer/channel-layer.errors.js';
@@ -20,6 +19,8 @@ import {
   RESYNC,
   SWEEP,
 } from './redis-room-scripts.js';
+import { randomName } from '../channel-layer/random-name.js';
+import { errorText } from '../error-text.js';
 
 /**
  * Options of {@link RedisRoomState}: the shared ones plus where and how it keeps rooms in Redis.
@@ -391,7 +392,7 @@ export class RedisRoomState extends RoomState {
       );
       if ((lost === 1 || resync) && !this.closing) await this.resync(shard);
     } catch (error) {
-      this.logger.debug(`heartbeat on Redis ${shard.address} failed: ${describe(error)}`);
+      this.logger.debug(`heartbeat on Redis ${shard.address} failed: ${errorText(error)}`);
     } finally {
       this.beating.delete(shard);
     }
@@ -437,7 +438,7 @@ export class RedisRoomState extends RoomState {
         }
       }
     } catch (error) {
-      this.logger.debug(`presence sweep failed: ${describe(error)}`);
+      this.logger.debug(`presence sweep failed: ${errorText(error)}`);
     } finally {
       this.sweeping = false;
     }
@@ -462,7 +463,7 @@ export class RedisRoomState extends RoomState {
       try {
         listener(room);
       } catch (error) {
-        this.logger.error(`presence listener failed: ${describe(error)}`);
+        this.logger.error(`presence listener failed: ${errorText(error)}`);
       }
     }
   }
@@ -564,16 +565,4 @@ export class RedisRoomState extends RoomState {
   private assertOpen(): void {
     if (this.closing) throw new ChannelLayerClosed();
   }
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-const ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
-
-function randomName(length: number): string {
-  let name = '';
-  for (const byte of randomBytes(length)) name += ALPHABET[byte % ALPHABET.length];
-  return name;
 }
