@@ -161,6 +161,9 @@ export class ChatEndpoint {
   }
 }
 
+/** One router per HTTP server: the one that holds its `upgrade` event. */
+const routers = shared('upgrade-routers', () => new WeakMap<HttpServer, UpgradeRouter>());
+
 /**
  * The one `upgrade` listener of an HTTP server with chat endpoints on it. It takes the upgrades of
  * their paths, and hands every other upgrade to the listeners that were there (the host's
@@ -170,8 +173,6 @@ export class ChatEndpoint {
  * listener taken over cannot be removed with `server.off` until the last endpoint is gone, when
  * the server gets its listeners back.
  */
-const routers = shared('upgrade-routers', () => new WeakMap<HttpServer, UpgradeRouter>());
-
 class UpgradeRouter {
   private readonly endpoints: ChatEndpoint[] = [];
   private readonly others: UpgradeListener[] = [];
