@@ -108,11 +108,14 @@ describe("The README's and docs' snippets", () => {
     }
     const exited = new Promise((resolve) => child.once('exit', resolve));
     try {
-      await waitFor(
-        () => output.includes('successfully started') || child.exitCode !== null,
-        15_000,
-      );
-      expect(child.exitCode).toBeNull();
+      // Nest logs "successfully started" before the server listens: wait until it answers.
+      const answers = (): Promise<boolean> =>
+        fetch(`http://127.0.0.1:${port}/api/rooms`).then(
+          () => true,
+          () => false,
+        );
+      await waitFor(async () => child.exitCode !== null || (await answers()), 15_000);
+      expect({ exitCode: child.exitCode, output }).toEqual({ exitCode: null, output });
       const client = await ChatTestClient.connect(`ws://127.0.0.1:${port}/ws/socket-server/`);
       await client.greeted();
       client.send({ message: 'from the README' });
