@@ -3,6 +3,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { RawData, ServerOptions, WebSocket } from 'ws';
+import { processRegistry } from '../process-registry.js';
 import { withoutTrailingSlash } from './chat.options.js';
 import { CloseCode } from './chat.protocol.js';
 import { corkUntilCheckPhase } from './outbox.js';
@@ -37,20 +38,18 @@ export interface EndpointRoute {
   roomPath?: string;
 }
 
-type UpgradeListener = (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
-
-/**
- * One registry per process, whichever of the package's builds (ESM, CommonJS) a module came
- * from: an app that loaded both still has one router per HTTP server.
- */
-function shared<T extends object>(name: string, make: () => T): T {
-  const key = Symbol.for(`nest-channels-chat/${name}`);
-  const registry = globalThis as unknown as Record<symbol, T | undefined>;
-  return (registry[key] ??= make());
+/** Whether `path` (without its trailing slash) is `route`'s: its path, or `<roomPath>/<room>`. */
+export function routeMatches({ path: own, roomPath }: EndpointRoute, path: string): boolean {
+  if (path === own) return true;
+  if (!roomPath || !path.startsWith(`${roomPath}/`)) return false;
+  const room = path.slice(roomPath.length + 1);
+  return room.length > 0 && !room.includes('/');
 }
 
+type UpgradeListener = (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
 /** Listeners that only watch upgrades (they answer none): the router leaves them be. */
-const observers = shared('upgrade-observers', () => new WeakSet<object>());
+const observers = processRegistry('upgrade-observers', () => new WeakSet<object>());
 
 /** Marks `listener` as one that watches upgrades without answering them, and returns it. */
 export function observeUpgrades<T extends (request: IncomingMessage) => void>(listener: T): T {
@@ -115,11 +114,7 @@ export class ChatEndpoint {
 
   /** Whether `path` (already without its trailing slash) is this endpoint's. */
   matches(path: string): boolean {
-    const { path: own, roomPath } = this.route;
-    if (path === own) return true;
-    if (!roomPath || !path.startsWith(`${roomPath}/`)) return false;
-    const room = path.slice(roomPath.length + 1);
-    return room.length > 0 && !room.includes('/');
+    return routeMatches(this.route, path);
   }
 
   upgrade(request: IncomingMessage, socket: Duplex, head: Buffer, url: URL): void {
@@ -162,7 +157,7 @@ export class ChatEndpoint {
 }
 
 /** One router per HTTP server: the one that holds its `upgrade` event. */
-const routers = shared('upgrade-routers', () => new WeakMap<HttpServer, UpgradeRouter>());
+const routers = processRegistry('upgrade-routers', () => new WeakMap<HttpServer, UpgradeRouter>());
 
 /**
  * The one `upgrade` listener of an HTTP server with chat endpoints on it. It takes the upgrades of

@@ -2,6 +2,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Server as TlsServer } from 'node:tls';
 import { addressKey } from './client-address.js';
+import { processRegistry } from '../process-registry.js';
 import { observeUpgrades } from './chat-endpoint.js';
 import { DESCRIPTOR_RESERVE, descriptorLimit } from './descriptor-limit.js';
 
@@ -154,9 +155,7 @@ class ConnectionGuard {
 }
 
 /** One guard per server and process, whichever of the package's builds installed it. */
-const guards = ((globalThis as unknown as Record<symbol, WeakMap<Server, ConnectionGuard>>)[
-  Symbol.for('nest-channels-chat/connection-guards')
-] ??= new WeakMap<Server, ConnectionGuard>());
+const guards = processRegistry('connection-guards', () => new WeakMap<Server, ConnectionGuard>());
 
 /**
  * Installs the guard on `server` once; later calls reuse it (and its limits) and only add

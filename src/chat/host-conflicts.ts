@@ -2,7 +2,7 @@ import { RequestMethod } from '@nestjs/common';
 import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants.js';
 import type { ApplicationConfig, DiscoveryService } from '@nestjs/core';
 import { GATEWAY_METADATA, GATEWAY_OPTIONS, PORT_METADATA } from '@nestjs/websockets/constants.js';
-import type { EndpointRoute } from './chat-endpoint.js';
+import { type EndpointRoute, routeMatches } from './chat-endpoint.js';
 import { withoutTrailingSlash } from './chat.options.js';
 
 /**
@@ -28,11 +28,7 @@ export function hostConflicts(
     const options = (Reflect.getMetadata(GATEWAY_OPTIONS, type) ?? {}) as { path?: unknown };
     if (port !== 0 || typeof options.path !== 'string') continue;
     const path = trimmed(options.path);
-    const room =
-      route.roomPath && path.startsWith(`${route.roomPath}/`)
-        ? path.slice(route.roomPath.length + 1)
-        : undefined;
-    if (path === route.path || (room !== undefined && room !== '' && !room.includes('/'))) {
+    if (routeMatches(route, path)) {
       found.push(
         `the gateway ${type.name} is on the chat's path ${path}; give ChatModule another \`path\``,
       );
