@@ -140,7 +140,6 @@ export class ChatGateway
   private lastFrame?: Buffer;
   private readonly outbox = new Outbox();
   private readonly endpoint: ChatEndpoint;
-  private attached = false;
 
   constructor(
     private readonly layer: ChannelLayer,
@@ -219,7 +218,6 @@ export class ChatGateway
       return;
     }
     this.endpoint.attach(httpServer);
-    this.attached = true;
     this.heartbeat.start();
     this.deadline.start();
     this.budgetTimer = setInterval(() => this.budgetSends(), 1000).unref();
@@ -240,8 +238,8 @@ export class ChatGateway
    * answers no upgrade, and must not be left alone with them.
    */
   async beforeApplicationShutdown(): Promise<void> {
-    if (this.attached) await this.endpoint.close(this.options.closeTimeoutMs);
-    this.attached = false;
+    // An endpoint that was never attached has no socket and no route: closing it costs nothing.
+    await this.endpoint.close(this.options.closeTimeoutMs);
     this.handshake.stop();
   }
 

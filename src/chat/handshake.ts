@@ -62,10 +62,9 @@ export class Handshake {
     metrics.measureAddresses(() => this.admission.addresses);
   }
 
-  /** Guards `httpServer`'s connections (when there is one) and starts forgetting idle budgets. */
-  start(httpServer: HttpServer | undefined): void {
+  /** Guards `httpServer`'s connections and starts forgetting idle budgets. */
+  start(httpServer: HttpServer): void {
     this.sweeper = setInterval(() => this.admission.sweep(performance.now()), 10_000).unref();
-    if (!httpServer) return;
     this.unguard = guardConnections(
       httpServer,
       {
