@@ -1,12 +1,11 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { access, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import ts from 'typescript';
 import { ChatTestClient } from '../src/testing/index.js';
-import { waitFor } from './channel-layer.conformance.js';
 import { buildApp } from './support/app-process.js';
-import { freePort } from './support/ports.js';
+import { HostProcess, freePort } from './support/hosts.js';
 
 /**
  * The README's code runs, so it cannot drift from the package: each `ts` block is either a test
@@ -96,40 +95,22 @@ describe("The README's and docs' snippets", () => {
         throw new Error(`the README's app does not compile:\n${error.stdout ?? ''}`);
       },
     );
-    const port = await freePort();
-    const child = spawn(process.execPath, [join(WORK, 'out', 'main.js')], {
-      cwd: ROOT,
-      env: { ...process.env, PORT: String(port) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    for (const stream of [child.stdout, child.stderr]) {
-      stream.on('data', (chunk: Buffer) => (output += String(chunk)));
-    }
-    const exited = new Promise((resolve) => child.once('exit', resolve));
+    const app = new HostProcess(WORK, await freePort(), join('out', 'main.js'));
     try {
-      // Nest logs "successfully started" before the server listens: wait until it answers.
-      const answers = (): Promise<boolean> =>
-        fetch(`http://127.0.0.1:${port}/api/rooms`).then(
-          () => true,
-          () => false,
-        );
-      await waitFor(async () => child.exitCode !== null || (await answers()), 15_000);
-      expect({ exitCode: child.exitCode, output }).toEqual({ exitCode: null, output });
-      const client = await ChatTestClient.connect(`ws://127.0.0.1:${port}/ws/socket-server/`);
+      await app.answering(15_000);
+      const client = await ChatTestClient.connect(`ws://127.0.0.1:${app.port}/ws/socket-server/`);
       await client.greeted();
       client.send({ message: 'from the README' });
       await expect(client.nextOfType('chat')).resolves.toMatchObject({
         message: 'from the README',
       });
-      const lobby = await fetch(`http://127.0.0.1:${port}/chat`);
+      const lobby = await fetch(`${app.url}/chat`);
       expect(await lobby.text()).toContain('id="messages"');
-      const rooms = (await (await fetch(`http://127.0.0.1:${port}/api/rooms`)).json()) as unknown;
+      const rooms = (await (await fetch(`${app.url}/api/rooms`)).json()) as unknown;
       expect(rooms).toEqual(expect.arrayContaining([expect.objectContaining({ room: 'test' })]));
       await client.close();
     } finally {
-      child.kill('SIGTERM');
-      await exited;
+      await app.stop();
     }
   }, 60_000);
 

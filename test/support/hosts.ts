@@ -378,7 +378,7 @@ export function http(
   });
 }
 
-/** The host's compiled app under `node`, as `npm run start:prod` starts it. */
+/** A compiled app under `node` in `dir` (`dist/main.js`, as `npm run start:prod` starts it). */
 export class HostProcess {
   readonly output: Output = { stdout: '', stderr: '' };
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -387,8 +387,9 @@ export class HostProcess {
   constructor(
     dir: string,
     readonly port: number,
+    private readonly entry = 'dist/main.js',
   ) {
-    this.child = spawn(process.execPath, ['dist/main.js'], {
+    this.child = spawn(process.execPath, [entry], {
       cwd: dir,
       env: { ...userEnv(), PORT: String(port) },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -428,7 +429,7 @@ export class HostProcess {
     }
     const why = exit ? `exited with ${exit.code ?? exit.signal}` : `not within ${timeoutMs} ms`;
     throw new Error(
-      `node dist/main.js did not answer HTTP on ${this.url}: ${why}\n${tail(this.output)}`,
+      `node ${this.entry} did not answer HTTP on ${this.url}: ${why}\n${tail(this.output)}`,
     );
   }
 
