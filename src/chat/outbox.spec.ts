@@ -1,8 +1,12 @@
 import { createServer, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { Logger } from '@nestjs/common';
 import { WebSocket, WebSocketServer } from 'ws';
-import { Outbox, encodeTextFrame } from './outbox.js';
+import { InMemoryChannelLayer } from '../channel-layer/in-memory-channel-layer.js';
+import { InMemoryRoomState } from '../rooms/in-memory-room-state.js';
+import { ChatMetrics } from './chat-metrics.js';
+import { Outbox, Recipient, TextFrame, directStream, encodeTextFrame } from './outbox.js';
 
 interface Accepted {
   socket: WebSocket;
@@ -10,12 +14,12 @@ interface Accepted {
 }
 
 /** A loopback ws server handing out each accepted socket with its stream, as the chat's endpoint does. */
-async function listen(): Promise<{
+async function listen(perMessageDeflate = false): Promise<{
   http: Server;
   url: string;
   accepted: () => Promise<Accepted>;
 }> {
-  const wss = new WebSocketServer({ noServer: true });
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate });
   const waiting: ((accepted: Accepted) => void)[] = [];
   const http = createServer();
   http.on('upgrade', (request, transport: Duplex, head: Buffer) =>
@@ -46,13 +50,27 @@ function received(client: WebSocket, count: number): Promise<string[]> {
 describe('Outbox', () => {
   let server: Awaited<ReturnType<typeof listen>>;
   let client: WebSocket;
+  let metrics: ChatMetrics;
+  let outbox: Outbox;
 
-  /** A client on `server`, open, and the server's side of it. */
-  async function connect(): Promise<Accepted> {
+  beforeEach(() => {
+    metrics = new ChatMetrics(new InMemoryChannelLayer(), new InMemoryRoomState());
+    outbox = new Outbox(
+      { maxBufferedBytes: 1 << 20, maxTotalBufferedBytes: 1 << 26 },
+      metrics,
+      new Logger('Outbox'),
+    );
+  });
+
+  /** A client on `server`, open, and the server's side of it as the gateway keeps it. */
+  async function connect(
+    options: { perMessageDeflate?: boolean } = {},
+  ): Promise<Recipient & { transport: Duplex }> {
     const accepted = server.accepted();
-    client = new WebSocket(server.url);
+    client = new WebSocket(server.url, options);
     await new Promise((resolve) => client.once('open', resolve));
-    return accepted;
+    const { socket, transport } = await accepted;
+    return { socket, transport, stream: directStream(socket, transport), dropped: 0 };
   }
 
   afterEach(async () => {
@@ -63,17 +81,34 @@ describe('Outbox', () => {
 
   it('delivers frames of every header size, interleaved with ws sends, in call order', async () => {
     server = await listen();
-    const { socket, transport } = await connect();
+    const to = await connect();
+    expect(to.stream).toBe(to.transport);
     // 7-bit, 16-bit and 64-bit payload lengths, each at its boundary.
     const texts = [0, 125, 126, 65535, 65536].map((size, i) => `${i}`.padEnd(size, 'x'));
     const got = received(client, texts.length + 1);
-    const outbox = new Outbox();
     for (const [i, text] of texts.entries()) {
-      outbox.write(transport, encodeTextFrame(text));
-      if (i === 2) socket.send('through ws');
+      outbox.deliver(to, new TextFrame(text));
+      if (i === 2) to.socket.send('through ws');
     }
     const expected = [...texts.slice(0, 3), 'through ws', ...texts.slice(3)];
     expect(await got).toEqual(expected);
+    expect(metrics.deliveries).toBe(texts.length);
+  });
+
+  it('goes through ws, in order with its own sends, on a socket that negotiated compression', async () => {
+    server = await listen(true);
+    const to = await connect({ perMessageDeflate: true });
+    expect(to.socket.extensions).toContain('permessage-deflate');
+    expect(to.stream).toBeUndefined();
+    const texts = ['a'.repeat(2000), 'b', 'c'.repeat(70_000), 'd'];
+    const got = received(client, texts.length + 1);
+    outbox.greet(to, [new TextFrame(texts[0]), new TextFrame(texts[1])]);
+    to.socket.send('through ws');
+    outbox.deliver(to, new TextFrame(texts[2]));
+    outbox.error(to, 'some_code', texts[3]);
+    const [first, second, third, fourth, fifth] = await got;
+    expect([first, second, third, fourth]).toEqual([texts[0], texts[1], 'through ws', texts[2]]);
+    expect(JSON.parse(fifth)).toEqual({ type: 'error', code: 'some_code', message: texts[3] });
   });
 
   it('encodes a string payload by its UTF-8 length, after the frames it is given', async () => {
@@ -87,23 +122,38 @@ describe('Outbox', () => {
       (before, text) => encodeTextFrame(text, before),
       undefined,
     );
-    new Outbox().write(transport, frames as Buffer);
+    transport.write(frames as Buffer);
     expect(await got).toEqual(texts);
   });
 
   it("writes a socket's first frame of a loop turn at once, and holds the rest of the turn", async () => {
     server = await listen();
-    const { transport } = await connect();
+    const to = await connect();
     const got = received(client, 3);
-    const outbox = new Outbox();
-    outbox.write(transport, encodeTextFrame('a'));
-    expect(transport.writableCorked).toBe(0);
-    expect(transport.writableLength).toBe(0);
-    for (const text of ['b', 'c']) outbox.write(transport, encodeTextFrame(text));
-    expect(transport.writableCorked).toBe(1);
-    expect(transport.writableLength).toBe(6);
+    outbox.deliver(to, new TextFrame('a'));
+    expect(to.transport.writableCorked).toBe(0);
+    expect(to.transport.writableLength).toBe(0);
+    for (const text of ['b', 'c']) outbox.deliver(to, new TextFrame(text));
+    expect(to.transport.writableCorked).toBe(1);
+    expect(to.transport.writableLength).toBe(6);
     await new Promise((resolve) => setImmediate(resolve));
-    expect(transport.writableCorked).toBe(0);
+    expect(to.transport.writableCorked).toBe(0);
     expect(await got).toEqual(['a', 'b', 'c']);
+  });
+
+  it('writes a greeting and its history in one write', async () => {
+    server = await listen();
+    const to = await connect();
+    const got = received(client, 2);
+    const writes: number[] = [];
+    const writev = to.transport._writev?.bind(to.transport);
+    expect(writev).toBeDefined();
+    to.transport._writev = (chunks, callback) => {
+      writes.push(chunks.length);
+      writev?.(chunks, callback);
+    };
+    outbox.greet(to, [new TextFrame('hello'), new TextFrame('history')]);
+    expect(await got).toEqual(['hello', 'history']);
+    expect(writes).toEqual([2]);
   });
 });

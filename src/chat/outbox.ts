@@ -1,13 +1,15 @@
 import type { Duplex } from 'node:stream';
+import type { Logger } from '@nestjs/common';
+import { WebSocket } from 'ws';
+import type { ChatMetrics } from './chat-metrics.js';
+import { ErrorCode, MessagesDroppedFrame, errorFrame } from './chat.protocol.js';
 
 /** First header byte of a whole text frame: FIN, no RSV bits, opcode 1 (RFC 6455, section 5.2). */
 const FIN_TEXT = 0x81;
 
 /**
  * A whole unmasked text frame (RFC 6455, section 5.2), after `prefix` (frames already encoded)
- * when given, in one buffer: one groupSend encodes once and every member's socket gets the same
- * bytes. The payload is written as UTF-8 straight into the frame. One allocation, where ws'
- * `Sender.frame` and the concatenations around it took three; a handshake builds one of these.
+ * when given, in one buffer, the payload written as UTF-8 straight into it.
  */
 export function encodeTextFrame(payload: string, prefix?: Buffer): Buffer {
   const length = Buffer.byteLength(payload);
@@ -31,30 +33,182 @@ export function encodeTextFrame(payload: string, prefix?: Buffer): Buffer {
   return frame;
 }
 
+/** A text frame to send: its JSON, encoded at most once however many sockets get it. */
+export class TextFrame {
+  private encoded?: Buffer;
+
+  constructor(readonly text: string) {}
+
+  /** The whole WebSocket frame, for sockets the outbox writes to directly. */
+  get bytes(): Buffer {
+    return (this.encoded ??= encodeTextFrame(this.text));
+  }
+}
+
+/** A socket the outbox writes to, and its slow-reader count. */
+export interface Recipient {
+  readonly socket: WebSocket;
+  /** Where its frames are written: its TCP stream (see {@link directStream}), or ws' `send`. */
+  readonly stream: Duplex | undefined;
+  /** Chat frames dropped since the socket was last told; > 0 while it reads too slowly. */
+  dropped: number;
+}
+
 /**
- * Writes encoded frames straight to sockets' streams. ws' own `send` costs a header allocation and
- * a two-buffer `writev` per frame; here a fan-out writes one shared buffer per socket. A socket's
- * first frame in a loop turn goes out at once; later ones (a busy room's messages, arriving
- * together) are corked until the turn's poll phase is over and leave in one system call.
+ * `stream` (the TCP stream ws was given for `socket`) when encoded frames may be written to it
+ * directly, else undefined. ws writes a socket's own frames (pongs, close) synchronously to that
+ * stream, in call order, unless an extension is negotiated: permessage-deflate queues them behind
+ * zlib, and frames written around ws would overtake them. (A Blob makes ws queue too: nothing
+ * here sends one.)
+ */
+export function directStream(socket: WebSocket, stream: Duplex): Duplex | undefined {
+  return socket.extensions === '' ? stream : undefined;
+}
+
+/** What one socket, and all of them together, may have queued. */
+export interface SendBudget {
+  maxBufferedBytes: number;
+  maxTotalBufferedBytes: number;
+}
+
+/** Bytes queued for `sockets`, ws' and ours. */
+export function bufferedBytes(sockets: Iterable<WebSocket>): number {
+  let total = 0;
+  for (const socket of sockets) total += socket.bufferedAmount;
+  return total;
+}
+
+/**
+ * The one writer of every frame the chat sends a socket: chat messages, greeting and history,
+ * errors, notices, pongs. A socket that reads too slowly has its chat messages dropped, and is
+ * told how many once it reads again; errors and pongs to it are skipped, so no client can make
+ * the server queue more than the budget.
  *
- * Safe because ws writes every frame of a socket synchronously, in call order, to this same stream
- * unless an extension (permessage-deflate) or a Blob makes it queue: the chat's servers never
- * negotiate an extension (`perMessageDeflate: false` in the gateway's options), and the gateway
- * never sends a Blob.
+ * Written directly to a socket's stream, one encoded buffer serves every member of a fan-out. A
+ * socket's first frame of a loop turn goes out at once; later ones in the same turn (a busy room)
+ * are corked until the turn's check phase and leave in one system call.
  */
 export class Outbox {
   /** Streams written to in this loop turn. */
   private readonly written = new Set<Duplex>();
+  private limit: number;
 
-  /** Writes `frame` (from {@link encodeTextFrame}) to an open socket's TCP stream. */
-  write(transport: Duplex, frame: Buffer): void {
-    if (!this.written.has(transport)) {
-      if (this.written.size === 0) setImmediate(this.endTurn);
-      this.written.add(transport);
-    } else if (transport.writableCorked === 0) {
-      corkUntilCheckPhase(transport);
+  constructor(
+    private readonly budget: SendBudget,
+    private readonly metrics: ChatMetrics,
+    private readonly logger: Logger,
+  ) {
+    this.limit = budget.maxBufferedBytes;
+  }
+
+  /**
+   * What one socket may have queued: `maxBufferedBytes`, or a sixteenth of it while all sockets
+   * together hold more than `maxTotalBufferedBytes` (see {@link rebudget}).
+   */
+  get sendLimit(): number {
+    return this.limit;
+  }
+
+  /**
+   * A chat frame of a fan-out. A socket with more than `sendLimit` queued reads too slowly: its
+   * messages are dropped (`false`, which the layer counts as a skip) until its queue has drained to
+   * half the limit; then it is told how many it missed, before the next message.
+   */
+  deliver(to: Recipient, frame: TextFrame): boolean {
+    const { socket } = to;
+    if (socket.readyState !== WebSocket.OPEN) return true;
+    const buffered = socket.bufferedAmount;
+    if (to.dropped > 0) {
+      if (buffered > this.limit / 2) return this.drop(to);
+      this.tellDropped(to);
+    } else if (buffered > this.limit) {
+      return this.drop(to);
     }
-    transport.write(frame);
+    this.write(to, frame);
+    this.metrics.deliveries++;
+    return true;
+  }
+
+  /** Frames every socket gets however full its queue (the greeting and history), in one write. */
+  greet(to: Recipient, frames: readonly TextFrame[]): void {
+    const { stream } = to;
+    stream?.cork();
+    for (const frame of frames) this.write(to, frame);
+    stream?.uncork();
+    this.metrics.controlFramesSent += frames.length;
+  }
+
+  /** An error frame, unless the socket has `sendLimit` queued: then it would not read it. */
+  error(to: Recipient, code: ErrorCode | string, message: string): void {
+    if (to.socket.bufferedAmount > this.limit) {
+      this.metrics.errorsSkipped++;
+      return;
+    }
+    this.write(to, new TextFrame(errorFrame(code, message)));
+    this.metrics.errorSent(code);
+  }
+
+  /** A ping's answer, unless the socket has `sendLimit` queued: it would only grow the queue. */
+  pong(to: Recipient, data: Buffer): void {
+    if (to.socket.bufferedAmount > this.limit) this.metrics.pongsSkipped++;
+    else to.socket.pong(data);
+  }
+
+  /** A pong came: the socket read everything queued before the ping, so tell it what it missed. */
+  drained(to: Recipient): void {
+    const { socket } = to;
+    if (to.dropped === 0 || socket.readyState !== WebSocket.OPEN) return;
+    if (socket.bufferedAmount <= this.limit / 2) this.tellDropped(to);
+  }
+
+  /**
+   * Once a second: while all sockets together queue more than `maxTotalBufferedBytes`, each may
+   * queue a sixteenth of `maxBufferedBytes` (at least 16 KiB), so slow readers by the thousand
+   * cannot hold the process's memory; back to the full allowance under half the total.
+   */
+  rebudget(sockets: Iterable<WebSocket>): void {
+    const total = bufferedBytes(sockets);
+    const { maxBufferedBytes: full, maxTotalBufferedBytes: most } = this.budget;
+    if (total > most) {
+      if (this.limit === full) this.logger.warn(`sockets hold ${total} bytes queued: tightening`);
+      this.limit = Math.max(16 * 1024, Math.floor(full / 16));
+    } else if (total < most / 2) {
+      this.limit = full;
+    }
+  }
+
+  private drop(to: Recipient): false {
+    to.dropped++;
+    this.metrics.dropped++;
+    return false;
+  }
+
+  private tellDropped(to: Recipient): void {
+    const count = to.dropped;
+    to.dropped = 0;
+    const frame: MessagesDroppedFrame = {
+      type: 'error',
+      code: ErrorCode.MessagesDropped,
+      message: `${count} messages were dropped: this connection read too slowly`,
+      count,
+    };
+    this.write(to, new TextFrame(JSON.stringify(frame)));
+    this.metrics.errorSent(ErrorCode.MessagesDropped);
+  }
+
+  private write(to: Recipient, frame: TextFrame): void {
+    const { stream } = to;
+    if (!stream) {
+      to.socket.send(frame.text);
+      return;
+    }
+    if (!this.written.has(stream)) {
+      if (this.written.size === 0) setImmediate(this.endTurn);
+      this.written.add(stream);
+    } else if (stream.writableCorked === 0) {
+      corkUntilCheckPhase(stream);
+    }
+    stream.write(frame.bytes);
   }
 
   private readonly endTurn = (): void => this.written.clear();

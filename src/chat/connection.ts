@@ -1,0 +1,114 @@
+import type { Duplex } from 'node:stream';
+import type { WebSocket } from 'ws';
+import type { ChannelMessage } from '../channel-layer/channel-layer.js';
+import type { ChatSession } from './chat-session.js';
+import type { ChatConnectionInfo } from './chat.options.js';
+import type { ProtocolError } from './chat.protocol.js';
+import type { MessageProgress } from './message-deadline.js';
+import type { Recipient } from './outbox.js';
+import type { RateLimiter } from './rate-limiter.js';
+
+/** Where a socket stands; it only moves forward. */
+export enum ConnectionState {
+  /** Open, joining its room: its frames and the room's messages wait for the greeting. */
+  Joining,
+  /** Greeted with its history: its frames are handled, the room's messages delivered. */
+  Joined,
+  /** The socket has closed: whatever it held is being (or has been) given back. */
+  Closed,
+}
+
+/** What a connection is made of, from its handshake. */
+export interface ConnectionInit {
+  socket: WebSocket;
+  stream: Duplex | undefined;
+  address: string;
+  session: ChatSession | ProtocolError;
+  room: string;
+  userName: string;
+  info: ChatConnectionInfo | undefined;
+  limiter: RateLimiter | undefined;
+  progress: MessageProgress | undefined;
+}
+
+/** One chat socket: who it is, where it stands, and what it holds of the layer and the room. */
+export class Connection implements Recipient {
+  state = ConnectionState.Joining;
+  readonly socket: WebSocket;
+  readonly stream: Duplex | undefined;
+  /** Where the client is counted by the per-address limits. */
+  readonly address: string;
+  /** Room, name and resume point from the URL, or why they were refused. */
+  readonly session: ChatSession | ProtocolError;
+  /** The room, which is the socket's group. */
+  readonly room: string;
+  /** The name on this socket's chat messages and in presence. */
+  readonly userName: string;
+  /**
+   * What hooks see; the user travels with the connection from the handshake on. Kept only when
+   * the module has a hook: it holds the upgrade request.
+   */
+  readonly info: ChatConnectionInfo | undefined;
+  /** The token bucket, unless the rate limit is off. */
+  readonly limiter: RateLimiter | undefined;
+  /** Its messages, counted for the message deadline, when it is on. */
+  readonly progress: MessageProgress | undefined;
+  dropped = 0;
+  /** Its layer channel, once it has one (and a handler attached to it): given back on leaving. */
+  channel?: string;
+  detach?: () => void;
+  /** Counted in the room's presence: given back on leaving. */
+  present = false;
+  /** While joining: the client's frames, and the room's messages (both rare; allocated only then). */
+  private frames?: unknown[];
+  private messages?: ChannelMessage[];
+  /** The last message in flight: the next waits for it, so each sender's order holds. */
+  private sending?: Promise<void>;
+
+  /** Whether the socket has closed; read after each await of a join, which it may outlive. */
+  get closed(): boolean {
+    return this.state === ConnectionState.Closed;
+  }
+
+  constructor(init: ConnectionInit) {
+    this.socket = init.socket;
+    this.stream = init.stream;
+    this.address = init.address;
+    this.session = init.session;
+    this.room = init.room;
+    this.userName = init.userName;
+    this.info = init.info;
+    this.limiter = init.limiter;
+    this.progress = init.progress;
+  }
+
+  /** A client frame that came while joining, handled once joined. */
+  holdFrame(data: unknown): void {
+    (this.frames ??= []).push(data);
+  }
+
+  /** A room message that came while joining, delivered after the history. */
+  holdMessage(message: ChannelMessage): void {
+    (this.messages ??= []).push(message);
+  }
+
+  /** The frames held while joining, once. */
+  heldFrames(): unknown[] {
+    const frames = this.frames ?? [];
+    this.frames = undefined;
+    return frames;
+  }
+
+  /** The messages held while joining, once. */
+  heldMessages(): ChannelMessage[] {
+    const messages = this.messages ?? [];
+    this.messages = undefined;
+    return messages;
+  }
+
+  /** Runs `task` after this connection's previous one has settled. */
+  inOrder(task: () => Promise<void>): void {
+    const previous = this.sending;
+    this.sending = previous ? previous.then(task) : task();
+  }
+}

@@ -1,0 +1,130 @@
+import type { Logger } from '@nestjs/common';
+import type { ChannelLayer, ChannelMessage } from '../channel-layer/channel-layer.js';
+import { errorText } from '../error-text.js';
+import { ChatRecord, RoomState, compareRecordIds } from '../rooms/room-state.js';
+import type { ChatMetrics } from './chat-metrics.js';
+import type { ChatSession } from './chat-session.js';
+import { CONNECTION_ESTABLISHED, HistoryFrame } from './chat.protocol.js';
+import { Connection, ConnectionState } from './connection.js';
+import { Outbox, TextFrame } from './outbox.js';
+import type { Presence } from './presence.js';
+
+/** The seed's greeting, encoded once for every socket. */
+const GREETING = new TextFrame(CONNECTION_ESTABLISHED);
+
+/**
+ * A socket's way into its room and out again: its layer channel in the room's group, its name in
+ * presence, and the greeting with the history it resumes from.
+ */
+export class RoomMembership {
+  constructor(
+    private readonly layer: ChannelLayer,
+    private readonly rooms: RoomState,
+    private readonly presence: Presence,
+    private readonly outbox: Outbox,
+    private readonly metrics: ChatMetrics,
+    private readonly logger: Logger,
+    /** A join's greeting and history together queue at most this (`maxBufferedBytes`). */
+    private readonly maxGreetingBytes: number,
+    /** Where the room's messages for a joined socket go. */
+    private readonly deliver: (connection: Connection, message: ChannelMessage) => boolean,
+  ) {}
+
+  /**
+   * Joins the room, then greets: greeting, history, then whatever arrived meanwhile (presence,
+   * messages newer than the history), so the client sees no gap and no duplicate. `false` when the
+   * socket closed while joining (what it held is given back); throws when the layer or the room
+   * store fails, with what it held still to give back by {@link leave}.
+   */
+  async join(connection: Connection, session: ChatSession): Promise<boolean> {
+    const { room } = connection;
+    const channel = await this.layer.newChannel('chat');
+    connection.channel = channel;
+    connection.detach = this.layer.attach(channel, (message) => {
+      if (connection.state === ConnectionState.Joined) return this.deliver(connection, message);
+      connection.holdMessage(message);
+      return true;
+    });
+    const started = performance.now();
+    await this.layer.groupAdd(room, channel);
+    this.metrics.layerOperation('group_add', performance.now() - started);
+    if (connection.closed) return this.leftWhileJoining(connection);
+    connection.present = true;
+    await this.rooms.join(room, channel, connection.userName);
+    this.presence.changed(room);
+    const history = await this.rooms.history(room, session.since);
+    if (connection.closed) return this.leftWhileJoining(connection);
+    connection.state = ConnectionState.Joined;
+    this.metrics.roomJoined(room);
+    this.outbox.greet(connection, [GREETING, this.historyFrame(connection, history)]);
+    const newest = history.length > 0 ? history[history.length - 1].id : undefined;
+    for (const message of connection.heldMessages()) {
+      const seen =
+        newest !== undefined &&
+        typeof message.id === 'string' &&
+        compareRecordIds(message.id, newest) <= 0;
+      if (!seen) this.deliver(connection, message);
+    }
+    return true;
+  }
+
+  /**
+   * Gives back what the connection holds: its channel's handler, its group membership, its place
+   * in presence. Each is given back on its own: one failing (Redis away) must not keep the other.
+   */
+  async leave(connection: Connection): Promise<void> {
+    const { room, channel } = connection;
+    connection.detach?.();
+    connection.detach = undefined;
+    if (!channel) return;
+    connection.channel = undefined;
+    try {
+      const started = performance.now();
+      await this.layer.groupDiscard(room, channel);
+      this.metrics.layerOperation('group_discard', performance.now() - started);
+    } catch (error) {
+      this.logger.warn(`could not leave group ${room}: ${errorText(error)}`);
+    }
+    if (!connection.present) return;
+    connection.present = false;
+    try {
+      await this.rooms.leave(room, channel);
+    } catch (error) {
+      this.logger.warn(`could not leave presence of ${room}: ${errorText(error)}`);
+    }
+    this.presence.changed(room);
+  }
+
+  private async leftWhileJoining(connection: Connection): Promise<false> {
+    await this.leave(connection);
+    return false;
+  }
+
+  /**
+   * The history frame, with only the newest records whose JSON fits beside the greeting in
+   * `maxGreetingBytes`: the store bounds a room's history by `historyBytes`, but a store shared
+   * with processes of other settings may hold more, and JSON escapes can make a record's frame
+   * several times its text.
+   */
+  private historyFrame(connection: Connection, history: ChatRecord[]): TextFrame {
+    const frame: HistoryFrame = {
+      type: 'history',
+      room: connection.room,
+      user: connection.userName,
+      messages: history,
+    };
+    const whole = new TextFrame(JSON.stringify(frame));
+    if (GREETING.bytes.length + whole.bytes.length <= this.maxGreetingBytes) return whole;
+    let total = 0;
+    const room = this.maxGreetingBytes - 1024;
+    for (let i = history.length - 1; i >= 0; i--) {
+      total += Buffer.byteLength(JSON.stringify(history[i])) + 1;
+      if (total > room) {
+        this.metrics.joinHistoryTrimmed += i + 1;
+        frame.messages = history.slice(i + 1);
+        break;
+      }
+    }
+    return new TextFrame(JSON.stringify(frame));
+  }
+}
