@@ -15,37 +15,34 @@ import { ChannelLayer, ChannelMessage } from '../channel-layer/channel-layer.js'
 import { ChannelLayerUnavailable } from '../channel-layer/channel-layer.errors.js';
 import { errorText } from '../error-text.js';
 import { RoomState } from '../rooms/room-state.js';
-import { ChatMetrics, ServerCloseReason } from './chat-metrics.js';
+import { ChatMetrics } from './chat-metrics.js';
 import { guestName, parseSession } from './chat-session.js';
 import { ChatEndpoint } from './chat-endpoint.js';
 import { CHAT_MODULE_OPTIONS } from './chat.module-definition.js';
 import {
   ChatConnectionInfo,
   type ChatModuleOptions,
-  ConnectionHook,
   ResolvedChatOptions,
   resolveChatOptions,
 } from './chat.options.js';
 import {
   CHAT_MESSAGE,
-  ChatMessageRejected,
   CloseCode,
   ErrorCode,
   ProtocolError,
   parseClientFrame,
   wireFrame,
 } from './chat.protocol.js';
+import { ChatHooks } from './chat-hooks.js';
 import { Connection, ConnectionState } from './connection.js';
-import { ResolvedConnectionPolicy, resolveConnectionPolicy } from './connection-policy.js';
+import { resolveConnectionPolicy } from './connection-policy.js';
 import { Handshake, VerifyDone } from './handshake.js';
-import { Heartbeat } from './heartbeat.js';
 import { hostConflicts } from './host-conflicts.js';
 import { LOBBY_ROUTE } from './lobby.js';
-import { MessageDeadline } from './message-deadline.js';
 import { Outbox, TextFrame, bufferedBytes, directStream } from './outbox.js';
 import { Presence } from './presence.js';
-import { RateLimiter, RateVerdict } from './rate-limiter.js';
 import { RoomMembership } from './room-membership.js';
+import { SocketLimits } from './socket-limits.js';
 
 /**
  * The seed's consumer: joins each socket to its room's group, turns each client frame into a
@@ -62,20 +59,16 @@ export class ChatGateway
 {
   private readonly logger = new Logger('ChatGateway');
   private readonly options: ResolvedChatOptions;
-  private readonly policy: ResolvedConnectionPolicy;
-  private readonly heartbeat: Heartbeat;
-  private readonly deadline: MessageDeadline;
+  private readonly limits: SocketLimits;
   private readonly handshake: Handshake;
   private readonly outbox: Outbox;
   private readonly presence: Presence;
   private readonly membership: RoomMembership;
   private readonly endpoint: ChatEndpoint;
-  /** Whether any hook needs the connection's info (and so its upgrade request). */
-  private readonly hooked: boolean;
+  private readonly hooks: ChatHooks;
   private readonly connections = new Map<WebSocket, Connection>();
   /** Disconnected sockets still leaving their group: shutdown waits for them. */
   private readonly leaving = new Set<Promise<void>>();
-  private budgetTimer?: NodeJS.Timeout;
   /** The last layer message encoded: every member of one groupSend gets the same object. */
   private lastMessage?: ChannelMessage;
   private lastFrame?: TextFrame;
@@ -91,10 +84,10 @@ export class ChatGateway
     @Optional() @Inject(LOBBY_ROUTE) private readonly lobbyRoute?: string,
   ) {
     this.options = resolveChatOptions(options);
-    this.policy = resolveConnectionPolicy(options, this.options.maxFrameBytes);
-    this.hooked = Boolean(options.onConnect ?? options.onDisconnect ?? options.onMessage);
+    const policy = resolveConnectionPolicy(options, this.options.maxFrameBytes);
+    this.hooks = new ChatHooks(options, this.logger);
     this.handshake = new Handshake(
-      this.policy,
+      policy,
       options.maxConnections !== undefined,
       this.options.authenticate,
       metrics,
@@ -117,27 +110,16 @@ export class ChatGateway
       this.options.maxBufferedBytes,
       (connection, message) => this.deliver(connection, message),
     );
-    this.deadline = new MessageDeadline(
-      this.policy.messageTimeoutMs,
+    this.limits = new SocketLimits(
+      policy,
       this.options.maxUnfinishedBytes,
-      (socket) =>
-        this.closeFor(socket, 'message_timeout', CloseCode.PolicyViolation, 'message timeout'),
-      (socket) =>
-        this.closeFor(socket, 'unfinished_budget', CloseCode.TryAgainLater, 'server busy'),
+      this.outbox,
+      metrics,
+      this.logger,
+      this.connections,
     );
-    this.heartbeat = new Heartbeat(this.policy.heartbeatIntervalMs, {
-      onTimeout: () => {
-        this.metrics.closedByServer('heartbeat_timeout');
-        this.logger.debug('terminated a socket that missed a heartbeat');
-      },
-      onPong: (socket) => {
-        const connection = this.connections.get(socket);
-        if (connection) this.outbox.drained(connection);
-      },
-    });
     metrics.measureSendBuffers(() => bufferedBytes(this.connections.keys()));
     metrics.measureSendLimit(() => this.outbox.sendLimit);
-    metrics.measureUnfinished(() => this.deadline.held);
     this.endpoint = new ChatEndpoint(
       { path: this.options.path, roomPath: this.options.roomPath },
       {
@@ -177,16 +159,7 @@ export class ChatGateway
       return;
     }
     this.endpoint.attach(httpServer);
-    this.heartbeat.start();
-    this.deadline.start();
-    this.budgetTimer = setInterval(() => {
-      if (this.connections.size > 0) this.outbox.rebudget(this.connections.keys());
-    }, 1000).unref();
-    if (this.deadline.supported === false) {
-      this.logger.warn(
-        'this ws release hides its receiver: messageTimeoutMs and maxUnfinishedBytes are not enforced',
-      );
-    }
+    this.limits.start();
     this.handshake.start(httpServer);
     // Presence changes no socket here caused (a process that died, seen by the room store).
     this.rooms.onPresenceChange((room) => this.presence.changed(room));
@@ -207,9 +180,7 @@ export class ChatGateway
   /** Runs before the module closes the layer: sockets closed by shutdown finish leaving first. */
   async onApplicationShutdown(): Promise<void> {
     this.presence.stop();
-    this.heartbeat.stop();
-    this.deadline.stop();
-    clearInterval(this.budgetTimer);
+    this.limits.stop();
     await Promise.all(this.leaving);
   }
 
@@ -221,7 +192,7 @@ export class ChatGateway
     if (!connection) return;
     this.metrics.framesReceived++;
     if (connection.progress) connection.progress.messages++;
-    if (connection.limiter && !this.withinRate(connection, connection.limiter, bytes)) return;
+    if (!this.limits.withinRate(connection, bytes)) return;
     if (connection.state === ConnectionState.Joined) this.receive(connection, data);
     else if (connection.state === ConnectionState.Joining) connection.holdFrame(data);
   }
@@ -249,22 +220,14 @@ export class ChatGateway
 
   /** The host's hook, then `appendAndSend`: the record (id, time) in history, and to the group. */
   private async publish(connection: Connection, text: string): Promise<void> {
-    let message = text;
-    const hook = this.options.onMessage;
-    if (hook) {
-      try {
-        message = await hook({ ...(connection.info as ChatConnectionInfo), message: text });
-        if (typeof message !== 'string') throw new TypeError('onMessage must return a string');
-      } catch (error) {
-        if (connection.socket.readyState !== WebSocket.OPEN) return;
-        if (error instanceof ChatMessageRejected) {
-          this.outbox.error(connection, error.code, error.message);
-        } else {
-          this.logger.error(`onMessage hook failed: ${errorText(error)}`);
-          this.outbox.error(connection, ErrorCode.InternalError, 'message not sent: server error');
-        }
-        return;
+    const message = this.hooks.checksMessages
+      ? await this.hooks.message(connection.info as ChatConnectionInfo, text)
+      : text;
+    if (typeof message !== 'string') {
+      if (connection.socket.readyState === WebSocket.OPEN) {
+        this.outbox.error(connection, message.code, message.message);
       }
+      return;
     }
     const started = performance.now();
     try {
@@ -322,16 +285,12 @@ export class ChatGateway
         (user ? (user.name ?? user.id) : undefined) ??
         (session instanceof ProtocolError ? undefined : session.name) ??
         guestName(),
-      info: this.hooked ? { user, group: room, request } : undefined,
-      limiter: this.policy.rateLimit
-        ? new RateLimiter(this.policy.rateLimit, performance.now())
-        : undefined,
-      progress: this.deadline.watch(socket, stream),
+      info: this.hooks.any ? { user, group: room, request } : undefined,
+      ...this.limits.watch(socket, stream),
     });
     this.connections.set(socket, connection);
     this.handshake.opened(address);
     this.metrics.connectionOpened();
-    this.heartbeat.watch(socket);
     // Called from ws' upgrade callback: a rejection here would reach the process.
     this.join(connection).catch((error: unknown) =>
       this.logger.error(`socket could not join ${room}: ${errorText(error)}`),
@@ -343,8 +302,7 @@ export class ChatGateway
     const { session, socket } = connection;
     if (session instanceof ProtocolError) {
       this.outbox.error(connection, session.code, session.message);
-      this.metrics.closedByServer('invalid_session');
-      socket.close(CloseCode.PolicyViolation, session.code);
+      this.limits.closeFor(socket, 'invalid_session', CloseCode.PolicyViolation, session.code);
       return;
     }
     try {
@@ -352,7 +310,7 @@ export class ChatGateway
     } catch (error) {
       return this.failJoin(connection, error);
     }
-    await this.notify(this.options.onConnect, connection);
+    await this.hooks.connected(connection.info);
     for (const data of connection.heldFrames()) {
       if (connection.state === ConnectionState.Joined) this.receive(connection, data);
     }
@@ -368,8 +326,12 @@ export class ChatGateway
       ErrorCode.LayerUnavailable,
       'could not join the room; try again later',
     );
-    this.metrics.closedByServer('layer_unavailable');
-    socket.close(CloseCode.TryAgainLater, 'channel layer unavailable');
+    this.limits.closeFor(
+      socket,
+      'layer_unavailable',
+      CloseCode.TryAgainLater,
+      'channel layer unavailable',
+    );
   }
 
   private onClose(socket: WebSocket): void {
@@ -378,8 +340,7 @@ export class ChatGateway
     this.connections.delete(socket);
     this.handshake.closed(connection.address);
     this.metrics.connectionClosed();
-    this.heartbeat.unwatch(socket);
-    this.deadline.unwatch(socket);
+    this.limits.unwatch(socket);
     const joined = connection.state === ConnectionState.Joined;
     connection.state = ConnectionState.Closed;
     // A socket still joining leaves where the join notices it closed.
@@ -387,18 +348,9 @@ export class ChatGateway
     this.metrics.roomLeft(connection.room);
     const left = this.membership
       .leave(connection)
-      .then(() => this.notify(this.options.onDisconnect, connection));
+      .then(() => this.hooks.disconnected(connection.info));
     this.leaving.add(left);
     void left.finally(() => this.leaving.delete(left));
-  }
-
-  private async notify(hook: ConnectionHook | undefined, connection: Connection): Promise<void> {
-    if (!hook) return;
-    try {
-      await hook(connection.info as ChatConnectionInfo);
-    } catch (error) {
-      this.logger.error(`connection hook failed: ${errorText(error)}`);
-    }
   }
 
   // Control frames, limits and failures.
@@ -414,42 +366,7 @@ export class ChatGateway
     const connection = this.connections.get(socket);
     if (!connection) return false;
     this.metrics.framesReceived++;
-    return !connection.limiter || this.withinRate(connection, connection.limiter, bytes);
-  }
-
-  /** The rate limit: `false` when the frame must not be handled (refused, or the socket closed). */
-  private withinRate(connection: Connection, limiter: RateLimiter, bytes: number): boolean {
-    const verdict = limiter.take(performance.now(), bytes);
-    if (verdict === RateVerdict.Allowed) return true;
-    this.metrics.rateLimitRefused(limiter.refusedBy);
-    const { socket } = connection;
-    if (socket.readyState !== WebSocket.OPEN) return false;
-    if (verdict === RateVerdict.Refused) {
-      const what = limiter.refusedBy === 'bytes' ? 'too many bytes' : 'too many frames';
-      this.outbox.error(connection, ErrorCode.RateLimited, `${what}: this one was not handled`);
-    } else {
-      this.logger.warn(`closed ${connection.channel ?? 'a socket'}: it kept over the rate limit`);
-      this.closeFor(socket, 'rate_limited', CloseCode.PolicyViolation, 'rate limit exceeded');
-    }
-    return false;
-  }
-
-  /**
-   * Closes a socket for cause, and stops reading it: whatever it sends after is not worth the
-   * CPU. A peer that does not answer the close is cut a second later, instead of holding its
-   * socket for ws' 30 s close timeout.
-   */
-  private closeFor(
-    socket: WebSocket,
-    reason: ServerCloseReason,
-    code: CloseCode,
-    why: string,
-  ): void {
-    if (socket.readyState !== WebSocket.OPEN) return;
-    this.metrics.closedByServer(reason);
-    socket.close(code, why);
-    socket.pause();
-    setTimeout(() => socket.terminate(), 1000).unref();
+    return this.limits.withinRate(connection, bytes);
   }
 
   private reportSendFailure(connection: Connection, error: unknown): void {
