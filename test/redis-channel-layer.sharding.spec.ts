@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { ChannelMessage, RedisChannelLayer, nonLocalName } from '../src/channel-layer/index.js';
-import { consistentHash, crc32 } from '../src/channel-layer/redis-sharding.js';
+import { consistentHash, crc32 } from '../src/redis/consistent-hash.js';
 import { waitFor } from './channel-layer.conformance.js';
 import { RedisServerProcess, describeWithRedisServer, uniquePrefix } from './redis-test-support.js';
 

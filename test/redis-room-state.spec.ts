@@ -7,7 +7,7 @@ import {
   compareRecordIds,
   recordBytes,
 } from '../src/index.js';
-import { consistentHash } from '../src/channel-layer/redis-sharding.js';
+import { consistentHash } from '../src/redis/consistent-hash.js';
 import { waitFor } from './channel-layer.conformance.js';
 import {
   REDIS_URL,

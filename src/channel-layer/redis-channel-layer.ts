@@ -24,12 +24,12 @@ import {
 } from './channel-names.js';
 import { MessageCipher } from './message-crypto.js';
 import { GROUP_ADD, GROUP_CHANNELS, GROUP_SEND, POP, PUSH, UNPOP } from './redis-scripts.js';
-import { RedisHost, RedisShard, RedisShardEvents, hostList } from './redis-shard.js';
-import { consistentHash } from './redis-sharding.js';
+import { RedisHost, RedisShard } from '../redis/redis-shard.js';
+import { DEFAULT_REDIS_HOSTS, RedisShards, keyPrefix } from '../redis/redis-shards.js';
 import { fromJson, toJson } from './frozen-message.js';
 import { randomName } from './random-name.js';
 
-export type { RedisHost } from './redis-shard.js';
+export type { RedisHost } from '../redis/redis-shard.js';
 
 /** Options of {@link RedisChannelLayer}: the shared ones plus channels_redis' own. */
 export interface RedisChannelLayerOptions extends ChannelLayerOptions {
@@ -182,7 +182,7 @@ export class RedisChannelLayer extends ChannelLayer {
   private readonly capacities: CapacityTable;
   private readonly prefix: string;
   private readonly cipher: MessageCipher | null;
-  private readonly shards: readonly RedisShard[];
+  private readonly shards: RedisShards;
   private readonly refreshMs: number;
 
   private readonly attached = new Map<string, Attachment>();
@@ -216,34 +216,29 @@ export class RedisChannelLayer extends ChannelLayer {
       throw new InvalidChannelLayerInput('capacity must be an integer >= 1');
     }
     this.capacities = compileCapacities(options.channelCapacity ?? {});
-    this.prefix = options.prefix ?? 'asgi';
-    if (!/^[A-Za-z0-9\-_.:]+$/.test(this.prefix)) {
-      throw new InvalidChannelLayerInput(
-        "prefix must be ASCII letters, digits, '-', '_', '.' or ':'",
-      );
-    }
+    this.prefix = keyPrefix(options.prefix);
     this.cipher = options.symmetricEncryptionKeys
       ? new MessageCipher(options.symmetricEncryptionKeys)
       : null;
-    const timeoutMs = options.timeout ?? 1000;
-    if (!(timeoutMs > 0)) throw new InvalidChannelLayerInput('timeout must be positive');
     this.refreshMs =
       positiveSeconds(
         options.membershipRefresh ?? Math.min(this.groupExpiryMs / 3000, 300),
         'membershipRefresh',
       ) * 1000;
 
-    const hosts = hostList(options.hosts ?? 'redis://127.0.0.1:6379', 'layer');
-    const events: RedisShardEvents = {
-      message: (topic, payload) => this.onTopicMessage(topic, payload),
-      recovered: (shard) => {
-        void this.refreshMemberships(shard);
-        this.resume(shard);
+    this.shards = new RedisShards({
+      hosts: options.hosts ?? DEFAULT_REDIS_HOSTS,
+      timeout: options.timeout ?? 1000,
+      owner: 'layer',
+      logger: this.logger,
+      events: {
+        message: (topic, payload) => this.onTopicMessage(topic, payload),
+        recovered: (shard) => {
+          void this.refreshMemberships(shard);
+          this.resume(shard);
+        },
       },
-    };
-    this.shards = hosts.map(
-      (host, index) => new RedisShard({ index, host, timeoutMs, events, logger: this.logger }),
-    );
+    });
 
     this.nextRefresh = Date.now() + this.refreshMs;
     // Refresh memberships, and sweep what this process holds for channels nobody reads.
@@ -433,9 +428,7 @@ export class RedisChannelLayer extends ChannelLayer {
 
   async flush(): Promise<void> {
     this.assertOpen();
-    // The prefix holds no glob characters (checked in the constructor); ':' ends it, so
-    // 'asgi' never matches the keys of 'asgi2'.
-    await Promise.all(this.shards.map((shard) => shard.deleteMatching(`${this.prefix}:*`)));
+    await this.shards.deleteUnder(this.prefix);
     this.buffered.clear();
     for (const group of [...this.groups.values()]) this.dropGroup(group);
   }
@@ -443,7 +436,7 @@ export class RedisChannelLayer extends ChannelLayer {
   /** PINGs every shard: ready only when all of them answer. */
   override async ping(): Promise<void> {
     this.assertOpen();
-    await Promise.all(this.shards.map((shard) => shard.command((client) => client.ping())));
+    await Promise.all(this.shards.all.map((shard) => shard.command((client) => client.ping())));
   }
 
   async close(): Promise<void> {
@@ -458,7 +451,7 @@ export class RedisChannelLayer extends ChannelLayer {
     this.groups.clear();
     this.inboxes.clear();
     this.topics.clear();
-    await Promise.all(this.shards.map((shard) => shard.close()));
+    await this.shards.close();
   }
 
   // --- fan-out: the hot path -------------------------------------------------------------------
@@ -855,9 +848,7 @@ export class RedisChannelLayer extends ChannelLayer {
   // --- names and payloads ----------------------------------------------------------------------
 
   private shardOf(name: string): RedisShard {
-    return this.shards.length === 1
-      ? this.shards[0]
-      : this.shards[consistentHash(name, this.shards.length)];
+    return this.shards.of(name);
   }
 
   private queueKey(name: string): string {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { LuaScript, NOW } from '../redis/lua-script.js';
 
 /**
  * The Redis side of `RedisChannelLayer`: its key layout and the Lua scripts that keep each
@@ -17,19 +17,6 @@ import { createHash } from 'node:crypto';
  * - `P:in:<name>`  `w` when `P:q:<name>` got a message; `a|d <group> <channel>` when another
  *   process added a process-local channel to a group or discarded it.
  */
-export class LuaScript {
-  /** The SHA-1 that `EVALSHA` names the script by. */
-  readonly sha: string;
-
-  constructor(readonly lua: string) {
-    this.sha = createHash('sha1').update(lua).digest('hex');
-  }
-}
-
-const NOW = `
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-`;
 
 /**
  * Queues one payload on each of KEYS unless that queue is full. ARGV: expiry ms, payload, then per

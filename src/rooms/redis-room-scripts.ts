@@ -1,4 +1,5 @@
-import { GROUP_SEND_FUNCTION, LuaScript } from '../channel-layer/redis-scripts.js';
+import { GROUP_SEND_FUNCTION } from '../channel-layer/redis-scripts.js';
+import { LuaScript, NOW } from '../redis/lua-script.js';
 
 /**
  * The Redis side of `RedisRoomState`: its key layout and the Lua scripts that keep each change
@@ -43,11 +44,6 @@ import { GROUP_SEND_FUNCTION, LuaScript } from '../channel-layer/redis-scripts.j
  * fine on a plain Redis, which is what the store shards over; on Redis Cluster every key of a
  * prefix would need one hash tag, which is issue 20's.
  */
-
-const NOW = `
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-`;
 
 /** Sets a room's member count in `R:active`, or removes the room once empty. */
 const COUNT = `

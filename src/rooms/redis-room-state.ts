@@ -3,10 +3,10 @@ import { ChannelLayer } from '../channel-layer/channel-layer.js';
 import { ChannelLayerClosed } from '../channel-layer/channel-layer.errors.js';
 import { toJson } from '../channel-layer/frozen-message.js';
 import { RedisChannelLayer } from '../channel-layer/redis-channel-layer.js';
-import { LuaScript } from '../channel-layer/redis-scripts.js';
 import { positiveSeconds } from '../channel-layer/channel-names.js';
-import { RedisHost, RedisShard, hostList } from '../channel-layer/redis-shard.js';
-import { consistentHash } from '../channel-layer/redis-sharding.js';
+import { LuaScript } from '../redis/lua-script.js';
+import { RedisHost, RedisShard } from '../redis/redis-shard.js';
+import { DEFAULT_REDIS_HOSTS, RedisShards, keyPrefix } from '../redis/redis-shards.js';
 import { RoomStateOptions } from './in-memory-room-state.js';
 import { ChatRecord, RoomState, RoomStateStats, RoomSummary, recordBytes } from './room-state.js';
 import {
@@ -136,7 +136,7 @@ export class RedisRoomState extends RoomState {
   private readonly root: string;
   private readonly historyTtlMs: number;
   private readonly presenceTimeoutMs: number;
-  private readonly shards: readonly RedisShard[];
+  private readonly shards: RedisShards;
   private readonly listeners: Array<(room: string) => void> = [];
   /** This process's members, room → member → user: what it registers again after a loss. */
   private readonly local = new Map<string, Map<string, string>>();
@@ -166,11 +166,7 @@ export class RedisRoomState extends RoomState {
       throw new TypeError('maxHistoryBytes must be an integer >= 1');
     }
     this.now = options.clock ?? Date.now;
-    const prefix = options.prefix ?? 'asgi';
-    if (!/^[A-Za-z0-9\-_.:]+$/.test(prefix)) {
-      throw new TypeError("prefix must be ASCII letters, digits, '-', '_', '.' or ':'");
-    }
-    this.root = `${prefix}:rooms`;
+    this.root = `${keyPrefix(options.prefix)}:rooms`;
     this.historyTtlMs = Math.round(
       positiveSeconds(options.historyExpiry ?? 604_800, 'historyExpiry') * 1000,
     );
@@ -181,26 +177,20 @@ export class RedisRoomState extends RoomState {
       throw new TypeError('presenceTimeout must be longer than heartbeatInterval');
     }
     const sweepMs = positiveSeconds(options.sweepInterval ?? 5, 'sweepInterval') * 1000;
-    const timeoutMs = options.timeout ?? 1000;
-    if (!(timeoutMs > 0)) throw new TypeError('timeout must be positive');
 
-    this.shards = hostList(options.hosts ?? 'redis://127.0.0.1:6379', 'store').map(
-      (host, index) =>
-        new RedisShard({
-          index,
-          host,
-          timeoutMs,
-          logger: this.logger,
-          events: {
-            message: () => undefined,
-            // Redis may have lost our members, or kept some we left while it was away.
-            recovered: (shard) => void this.heartbeat(shard, true),
-          },
-        }),
-    );
-    for (const shard of this.shards) void this.heartbeat(shard);
+    this.shards = new RedisShards({
+      hosts: options.hosts ?? DEFAULT_REDIS_HOSTS,
+      timeout: options.timeout ?? 1000,
+      owner: 'store',
+      logger: this.logger,
+      events: {
+        // Redis may have lost our members, or kept some we left while it was away.
+        recovered: (shard) => void this.heartbeat(shard, true),
+      },
+    });
+    for (const shard of this.shards.all) void this.heartbeat(shard);
     this.heartbeatTimer = setInterval(() => {
-      for (const shard of this.shards) void this.heartbeat(shard);
+      for (const shard of this.shards.all) void this.heartbeat(shard);
     }, heartbeatMs).unref();
     this.sweepTimer = setInterval(() => void this.sweep(), sweepMs).unref();
   }
@@ -312,7 +302,7 @@ export class RedisRoomState extends RoomState {
     }
     if (limit === 0) return [];
     const replies = await Promise.all(
-      this.shards.map(
+      this.shards.all.map(
         (shard) =>
           (limit === undefined
             ? shard.command((client) => client.zrange(this.activeKey(), 0, -1, 'WITHSCORES'))
@@ -347,7 +337,7 @@ export class RedisRoomState extends RoomState {
   async flush(): Promise<void> {
     this.assertOpen();
     this.local.clear();
-    await Promise.all(this.shards.map((shard) => shard.deleteMatching(`${this.root}:*`)));
+    await this.shards.deleteUnder(this.root);
   }
 
   /**
@@ -364,14 +354,14 @@ export class RedisRoomState extends RoomState {
     clearInterval(this.sweepTimer);
     this.local.clear();
     await Promise.all(
-      this.shards.map((shard) =>
+      this.shards.all.map((shard) =>
         // Best effort: with Redis away, the deadline simply runs out.
         this.eval(shard, HEARTBEAT, [this.nodesKey(), this.indexKey()], [this.nodeId, 0]).catch(
           () => undefined,
         ),
       ),
     );
-    await Promise.all(this.shards.map((shard) => shard.close()));
+    await this.shards.close();
   }
 
   // --- heartbeat, resync, sweep ----------------------------------------------------------------
@@ -421,7 +411,7 @@ export class RedisRoomState extends RoomState {
     if (this.closing || this.sweeping) return;
     this.sweeping = true;
     try {
-      for (const shard of this.shards) {
+      for (const shard of this.shards.all) {
         for (let round = 0; round < SWEEP_ROUNDS && !this.closing; round++) {
           const swept = (await this.eval(
             shard,
@@ -528,9 +518,7 @@ export class RedisRoomState extends RoomState {
   }
 
   private shardOf(room: string): RedisShard {
-    return this.shards.length === 1
-      ? this.shards[0]
-      : this.shards[consistentHash(room, this.shards.length)];
+    return this.shards.of(room);
   }
 
   private field(member: string): string {

@@ -1,36 +1,16 @@
 import { Logger } from '@nestjs/common';
 import { Redis, RedisOptions } from 'ioredis';
-import { ChannelLayerUnavailable, InvalidChannelLayerInput } from './channel-layer.errors.js';
-import { LuaScript } from './redis-scripts.js';
+import { ChannelLayerUnavailable } from '../channel-layer/channel-layer.errors.js';
+import { LuaScript } from './lua-script.js';
 import { errorText } from '../error-text.js';
 
-/** One Redis host of a layer: a URL, ioredis options, or a client the caller owns. */
+/** One Redis host: a URL, ioredis options, or a client the caller owns. */
 export type RedisHost = string | RedisOptions | Redis;
 
-/**
- * The hosts to shard over, from a comma- or space-separated URL list or an array. `owner` names
- * what refuses ioredis' `keyPrefix` in the error ("layer", "store").
- */
-export function hostList(hosts: string | ReadonlyArray<RedisHost>, owner: string): RedisHost[] {
-  const list = typeof hosts === 'string' ? hosts.split(/[\s,]+/).filter(Boolean) : [...hosts];
-  if (list.length === 0) throw new InvalidChannelLayerInput('hosts must name at least one Redis');
-  for (const host of list) {
-    const options = typeof host === 'string' ? undefined : 'options' in host ? host.options : host;
-    // ioredis would prefix our keys but not our pub/sub channels, the keys our scripts compute or
-    // SCAN patterns.
-    if (options?.keyPrefix) {
-      throw new InvalidChannelLayerInput(
-        `use the ${owner}'s prefix option, not ioredis' keyPrefix`,
-      );
-    }
-  }
-  return list;
-}
-
-/** What a shard tells its layer. */
+/** What a shard tells the store that owns it. */
 export interface RedisShardEvents {
   /** A message on a subscribed topic. */
-  message(topic: string, payload: string): void;
+  message?(topic: string, payload: string): void;
   /**
    * Both connections are back after an outage and subscriptions are restored. Redis may have
    * lost everything meanwhile, and wakes published then were missed.
@@ -38,7 +18,7 @@ export interface RedisShardEvents {
   recovered(shard: RedisShard): void;
 }
 
-/** How a shard connects; filled from the layer's options. */
+/** How a shard connects; filled from its store's options. */
 export interface RedisShardSettings {
   readonly index: number;
   readonly host: RedisHost;
@@ -68,7 +48,7 @@ export class RedisShard {
    * script. Spelled as configured, so `localhost` and `127.0.0.1` count as different.
    */
   readonly server: string;
-  /** Whether the layer created `client` (and so must close it). The subscriber is always ours. */
+  /** Whether the shard created `client` (and so must close it). The subscriber is always ours. */
   private readonly ownsClient: boolean;
   /** Topics this shard should be subscribed to → the SUBSCRIBE in flight, or null once done. */
   private readonly topics = new Map<string, Promise<void> | null>();
@@ -118,8 +98,8 @@ export class RedisShard {
     this.clientLink = new Link(this.client);
     this.subscriberLink = new Link(this.subscriber);
 
-    const onMessage = (topic: string, payload: string): void => events.message(topic, payload);
-    // The two connections drop and come back independently; the layer hears once both are
+    const onMessage = (topic: string, payload: string): void => events.message?.(topic, payload);
+    // The two connections drop and come back independently; the store hears once both are
     // back, so what it restores can use either.
     const onClientReady = (): void => {
       this.clientLink.up();
@@ -228,7 +208,7 @@ export class RedisShard {
     } while (cursor !== '0');
   }
 
-  /** Disconnects the subscriber, and the command connection when the layer created it. */
+  /** Disconnects the subscriber, and the command connection when the shard created it. */
   async close(): Promise<void> {
     this.detachListeners();
     this.topics.clear();
@@ -306,7 +286,7 @@ class Link {
   }
 
   /**
-   * Resolves when the client can take a command. A layer used right after construction waits
+   * Resolves when the client can take a command. A store used right after construction waits
    * for its first connection, briefly; once connected, an outage fails at once.
    */
   usable(timeoutMs: number, address: string): Promise<void> {

@@ -1,5 +1,5 @@
 /**
- * Where a name lives when a layer spreads over several Redis hosts. Like channels_redis'
+ * Where a name lives when a store spreads over several Redis hosts. Like channels_redis'
  * `consistent_hash`: the CRC-32 of the name, cut to 12 bits (a ring of 4096 points), divided into
  * `count` equal arcs. Stable across processes and restarts, so every process agrees on the shard.
  *
