@@ -1,28 +1,15 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
+import { BaseChannelLayer } from './base-channel-layer.js';
 import {
-  ChannelLayer,
   ChannelLayerOptions,
-  ChannelLayerStats,
   ChannelMessage,
   ChannelReceiver,
   ReceiveOptions,
 } from './channel-layer.js';
-import {
-  ChannelFull,
-  ChannelLayerClosed,
-  InvalidChannelLayerInput,
-} from './channel-layer.errors.js';
+import { ChannelFull, ChannelLayerClosed } from './channel-layer.errors.js';
+import { assertChannelName, assertGroupName, nonLocalName } from './channel-names.js';
 import { freezeCopy } from './frozen-message.js';
-import {
-  CapacityTable,
-  assertChannelName,
-  assertGroupName,
-  capacityOf,
-  compileCapacities,
-  nonLocalName,
-  positiveSeconds,
-} from './channel-names.js';
-import { randomName } from './random-name.js';
+import { WaitingReceives } from './waiting-receives.js';
 
 /** Options of the in-memory layer. */
 export interface InMemoryChannelLayerOptions extends ChannelLayerOptions {
@@ -39,16 +26,6 @@ export const IN_MEMORY_CHANNEL_LAYER_OPTIONS = Symbol('IN_MEMORY_CHANNEL_LAYER_O
 interface Queued {
   readonly message: ChannelMessage;
   readonly expiresAt: number;
-}
-
-interface Waiter {
-  resolve(message: ChannelMessage): void;
-  reject(error: unknown): void;
-}
-
-interface ChannelQueue {
-  messages: Queued[];
-  waiters: Waiter[];
 }
 
 /** A channel's push delivery; `receiver` is cleared when it is detached. */
@@ -68,18 +45,11 @@ interface FanOut {
  * development; this one is fit for a single-process deployment: bounded, expiring, push-delivered).
  */
 @Injectable()
-export class InMemoryChannelLayer extends ChannelLayer {
-  readonly stats: ChannelLayerStats = { groupSendSkippedFull: 0 };
-
-  private readonly expiryMs: number;
-  private readonly groupExpiryMs: number;
-  private readonly capacity: number;
-  private readonly capacities: CapacityTable;
+export class InMemoryChannelLayer extends BaseChannelLayer {
   private readonly now: () => number;
-  /** Names this layer's process-local channels; unique per layer instance. */
-  private readonly id = randomName(12);
-
-  private readonly queues = new Map<string, ChannelQueue>();
+  /** Unread messages per channel, oldest first; a channel with none has no entry. */
+  private readonly queues = new Map<string, Queued[]>();
+  private readonly receives = new WaitingReceives();
   /** Unread messages per capacity key: process-local channels share their non-local part's. */
   private readonly pending = new Map<string, number>();
   /** Attached channels; each attachment's receiver is set while it is here. */
@@ -94,19 +64,11 @@ export class InMemoryChannelLayer extends ChannelLayer {
    */
   private readonly fanOuts = new Map<string, FanOut>();
   private readonly sweeper: NodeJS.Timeout;
-  private closed = false;
 
   constructor(
     @Optional() @Inject(IN_MEMORY_CHANNEL_LAYER_OPTIONS) options: InMemoryChannelLayerOptions = {},
   ) {
-    super();
-    this.expiryMs = positiveSeconds(options.expiry ?? 60, 'expiry') * 1000;
-    this.groupExpiryMs = positiveSeconds(options.groupExpiry ?? 86400, 'groupExpiry') * 1000;
-    this.capacity = options.capacity ?? 100;
-    if (!Number.isInteger(this.capacity) || this.capacity < 1) {
-      throw new InvalidChannelLayerInput('capacity must be an integer >= 1');
-    }
-    this.capacities = compileCapacities(options.channelCapacity ?? {});
+    super(options);
     this.now = options.clock ?? Date.now;
     // Lazy expiry covers correctness; the sweep only bounds memory of channels nobody reads.
     const period = Math.min(Math.max(Math.min(this.expiryMs, this.groupExpiryMs), 1000), 60_000);
@@ -120,41 +82,14 @@ export class InMemoryChannelLayer extends ChannelLayer {
   }
 
   async receive(channel: string, options: ReceiveOptions = {}): Promise<ChannelMessage> {
-    this.assertOpen();
-    assertChannelName(channel);
-    if (this.receivers.has(channel)) {
-      throw new InvalidChannelLayerInput(
-        `channel ${channel} is attached; it cannot be received from`,
-      );
-    }
-    options.signal?.throwIfAborted();
-    const queue = this.queueOf(channel);
-    const next = this.shift(channel, queue, this.now());
-    if (next) return next;
-    return new Promise<ChannelMessage>((resolve, reject) => {
-      const waiter: Waiter = { resolve, reject };
-      queue.waiters.push(waiter);
-      const signal = options.signal;
-      if (!signal) return;
-      const onAbort = (): void => {
-        const at = queue.waiters.indexOf(waiter);
-        if (at !== -1) queue.waiters.splice(at, 1);
-        this.dropIfIdle(channel, queue);
-        reject(signal.reason);
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-      waiter.resolve = (message) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(message);
-      };
-    });
+    this.assertReceivable(channel, options.signal);
+    return (
+      this.shift(channel, this.now()) ?? this.receives.wait(channel, undefined, options.signal)
+    );
   }
 
   async newChannel(prefix = 'specific'): Promise<string> {
-    this.assertOpen();
-    const name = `${prefix}.${this.id}!${randomName(12)}`;
-    assertChannelName(name);
-    return name;
+    return this.newChannelName(prefix);
   }
 
   async groupAdd(group: string, channel: string): Promise<void> {
@@ -244,22 +179,11 @@ export class InMemoryChannelLayer extends ChannelLayer {
   }
 
   attach(channel: string, receiver: ChannelReceiver): () => void {
-    this.assertOpen();
-    assertChannelName(channel);
-    if (this.receivers.has(channel)) {
-      throw new InvalidChannelLayerInput(`channel ${channel} is already attached`);
-    }
-    const queue = this.queues.get(channel);
-    if (queue && queue.waiters.length > 0) {
-      throw new InvalidChannelLayerInput(`channel ${channel} has a pending receive`);
-    }
+    this.assertAttachable(channel);
     const attachment: Attachment = { channel, receiver };
     this.receivers.set(channel, attachment);
-    if (queue) {
-      for (let next = this.shift(channel, queue, this.now()); next;) {
-        receiver(next);
-        next = this.shift(channel, queue, this.now());
-      }
+    for (let next = this.shift(channel, this.now()); next; next = this.shift(channel, this.now())) {
+      receiver(next);
     }
     return () => {
       if (this.receivers.get(channel) !== attachment) return;
@@ -270,10 +194,7 @@ export class InMemoryChannelLayer extends ChannelLayer {
 
   async flush(): Promise<void> {
     this.assertOpen();
-    for (const [channel, queue] of this.queues) {
-      queue.messages = [];
-      this.dropIfIdle(channel, queue);
-    }
+    this.queues.clear();
     this.pending.clear();
     this.groups.clear();
     this.fanOuts.clear();
@@ -283,10 +204,7 @@ export class InMemoryChannelLayer extends ChannelLayer {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.sweeper);
-    const error = new ChannelLayerClosed();
-    for (const queue of this.queues.values()) {
-      for (const waiter of queue.waiters) waiter.reject(error);
-    }
+    this.receives.fail(new ChannelLayerClosed());
     this.queues.clear();
     this.pending.clear();
     this.receivers.clear();
@@ -301,37 +219,33 @@ export class InMemoryChannelLayer extends ChannelLayer {
   }
 
   private enqueue(channel: string, message: ChannelMessage, now: number): boolean {
-    const queue = this.queueOf(channel);
-    const waiter = queue.waiters.shift();
-    if (waiter) {
-      waiter.resolve(message);
-      this.dropIfIdle(channel, queue);
-      return true;
-    }
+    if (this.receives.serve(channel, message)) return true;
     const key = nonLocalName(channel);
-    const limit = capacityOf(this.capacities, channel, this.capacity);
+    const limit = this.capacityOf(channel);
     if ((this.pending.get(key) ?? 0) >= limit) {
       // Expired messages still count until swept; sweep before refusing.
       this.sweep();
-      if ((this.pending.get(key) ?? 0) >= limit) {
-        this.dropIfIdle(channel, queue);
-        return false;
-      }
+      if ((this.pending.get(key) ?? 0) >= limit) return false;
     }
-    this.queueOf(channel).messages.push({ message, expiresAt: now + this.expiryMs });
+    let queue = this.queues.get(channel);
+    if (!queue) this.queues.set(channel, (queue = []));
+    queue.push({ message, expiresAt: now + this.expiryMs });
     this.pending.set(key, (this.pending.get(key) ?? 0) + 1);
     return true;
   }
 
   /** The next unexpired message of `channel`, dropping expired ones on the way. */
-  private shift(channel: string, queue: ChannelQueue, now: number): ChannelMessage | undefined {
+  private shift(channel: string, now: number): ChannelMessage | undefined {
+    const queue = this.queues.get(channel);
+    if (!queue) return undefined;
     let found: ChannelMessage | undefined;
     let taken = 0;
-    while (queue.messages.length > 0 && !found) {
-      const head = queue.messages.shift() as Queued;
+    while (queue.length > 0 && !found) {
+      const head = queue.shift() as Queued;
       taken++;
       if (head.expiresAt > now) found = head.message;
     }
+    if (queue.length === 0) this.queues.delete(channel);
     if (taken > 0) this.release(channel, taken);
     return found;
   }
@@ -343,25 +257,14 @@ export class InMemoryChannelLayer extends ChannelLayer {
     else this.pending.delete(key);
   }
 
-  private queueOf(channel: string): ChannelQueue {
-    let queue = this.queues.get(channel);
-    if (!queue) this.queues.set(channel, (queue = { messages: [], waiters: [] }));
-    return queue;
-  }
-
-  private dropIfIdle(channel: string, queue: ChannelQueue): void {
-    if (queue.messages.length === 0 && queue.waiters.length === 0) this.queues.delete(channel);
-  }
-
   private sweep(): void {
     const now = this.now();
     for (const [channel, queue] of this.queues) {
-      const live = queue.messages.filter((queued) => queued.expiresAt > now);
-      if (live.length !== queue.messages.length) {
-        this.release(channel, queue.messages.length - live.length);
-        queue.messages = live;
-      }
-      this.dropIfIdle(channel, queue);
+      const live = queue.filter((queued) => queued.expiresAt > now);
+      if (live.length === queue.length) continue;
+      this.release(channel, queue.length - live.length);
+      if (live.length > 0) this.queues.set(channel, live);
+      else this.queues.delete(channel);
     }
     for (const [group, members] of this.groups) {
       for (const [channel, expiresAt] of members) {
@@ -374,7 +277,11 @@ export class InMemoryChannelLayer extends ChannelLayer {
     }
   }
 
-  private assertOpen(): void {
-    if (this.closed) throw new ChannelLayerClosed();
+  protected isAttached(channel: string): boolean {
+    return this.receivers.has(channel);
+  }
+
+  protected isReceiving(channel: string): boolean {
+    return this.receives.has(channel);
   }
 }
