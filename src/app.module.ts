@@ -3,6 +3,7 @@ import { ChatModule } from './chat/chat.module.js';
 import { ChatModuleOptions, RoomsApiOptions } from './chat/chat.options.js';
 import { HealthModule } from './health/health.module.js';
 import { RoomsTurnedOffController } from './rooms/rooms.controller.js';
+import { TypingEvents } from './typing.events.js';
 
 /** What the runnable app decides beside ChatModule's options. */
 export interface AppOptions {
@@ -13,7 +14,10 @@ export interface AppOptions {
   roomsApi?: RoomsApiOptions | false;
 }
 
-/** The runnable app: the chat, with its lobby page at `/`, `/health` and `/metrics`. */
+/**
+ * The runnable app: the chat, with its lobby page at `/` and the lobby's typing indicator,
+ * `/health` and `/metrics`.
+ */
 @Module({})
 export class AppModule {
   static forRoot(chat: ChatModuleOptions = {}, app: AppOptions = {}): DynamicModule {
@@ -23,6 +27,7 @@ export class AppModule {
       module: AppModule,
       imports: [chatModule, HealthModule.forChat(chatModule)],
       controllers: roomsApi ? [] : [RoomsTurnedOffController],
+      providers: [TypingEvents],
     };
   }
 }

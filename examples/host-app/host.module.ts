@@ -8,6 +8,7 @@ import {
   ChatUser,
 } from '../../src/index.js';
 import { AuditedChannelLayer } from './audited-channel-layer.js';
+import { ChatFeatures, NotificationsController } from './chat-features.js';
 import { Settings, SettingsModule } from './settings.js';
 
 /** Who came and went, as the chat hooks reported it. */
@@ -63,6 +64,8 @@ export class AnnouncementsController {
         layer: AuditedChannelLayer,
         authenticate: (request: IncomingMessage): ChatUser | undefined =>
           settings.sessions[tokenOf(request) ?? ''],
+        // The staff room is for staff only: anyone else's handshake gets HTTP 403.
+        canJoin: ({ user, room }) => room !== 'staff' || user?.staff === true,
         onMessage: async ({ message }) => {
           const text = message.trim();
           if (text === '') throw new ChatMessageRejected('say something', 'empty_message');
@@ -76,6 +79,7 @@ export class AnnouncementsController {
       }),
     }),
   ],
-  controllers: [StatusController, AnnouncementsController],
+  controllers: [StatusController, AnnouncementsController, NotificationsController],
+  providers: [ChatFeatures],
 })
 export class HostModule {}

@@ -5,9 +5,10 @@ import { Injectable, Module } from '@nestjs/common';
 export class Settings {
   readonly chatPath = '/chat/socket';
   /** Session tokens → users; a real app would ask its session store. */
-  readonly sessions: Record<string, { id: string; name: string }> = {
+  readonly sessions: Record<string, { id: string; name: string; staff?: boolean }> = {
     'token-ann': { id: 'u1', name: 'ann' },
     'token-bob': { id: 'u2', name: 'bob' },
+    'token-cid': { id: 'u3', name: 'cid', staff: true },
   };
   readonly bannedWords = ['spam'];
 }

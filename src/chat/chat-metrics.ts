@@ -20,7 +20,8 @@ export type ServerCloseReason =
   | 'unfinished_budget';
 
 /** Why a handshake was refused. */
-export type HandshakeRefusal = AdmissionRefusal | 'origin' | 'auth' | 'auth_timeout' | 'host';
+export type HandshakeRefusal =
+  AdmissionRefusal | 'origin' | 'auth' | 'auth_timeout' | 'host' | 'room';
 
 /**
  * The chat's numbers, in a Prometheus registry of its own (`registry`; `GET /metrics` serves it).
@@ -43,6 +44,8 @@ export class ChatMetrics {
   pongsSkipped = 0;
   /** Error frames not sent because the socket's send buffer was over `maxBufferedBytes`. */
   errorsSkipped = 0;
+  /** Acks and event replies not sent because the socket's send buffer was over the limit. */
+  repliesSkipped = 0;
   /** History records left out of a join's history frame to keep it within the send budget. */
   joinHistoryTrimmed = 0;
 
@@ -143,6 +146,11 @@ export class ChatMetrics {
       'chat_errors_skipped_total',
       'Error frames not sent because the socket had maxBufferedBytes queued.',
       () => this.errorsSkipped,
+    );
+    fromField(
+      'chat_replies_skipped_total',
+      'Acks and event replies not sent because the socket had maxBufferedBytes queued.',
+      () => this.repliesSkipped,
     );
     fromField(
       'chat_join_history_trimmed_total',

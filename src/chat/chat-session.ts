@@ -54,10 +54,10 @@ export function parseSession(
       room = '';
     }
   }
-  if (!isValidGroupName(room)) {
+  if (!isValidGroupName(room) || room.startsWith('__')) {
     return new ProtocolError(
       ErrorCode.InvalidRoom,
-      `invalid room ${JSON.stringify(room)}: use ASCII letters, digits, '-', '_' or '.', fewer than 100`,
+      `invalid room ${JSON.stringify(room)}: use ASCII letters, digits, '-', '_' or '.', fewer than 100, not beginning with __`,
     );
   }
   const session: ChatSession = { room };

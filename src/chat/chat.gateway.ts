@@ -9,14 +9,20 @@ import {
   OnApplicationShutdown,
   Optional,
 } from '@nestjs/common';
-import { ApplicationConfig, DiscoveryService, HttpAdapterHost } from '@nestjs/core';
+import {
+  ApplicationConfig,
+  DiscoveryService,
+  HttpAdapterHost,
+  MetadataScanner,
+  Reflector,
+} from '@nestjs/core';
 import { WebSocket } from 'ws';
 import { ChannelLayer, ChannelMessage } from '../channel-layer/channel-layer.js';
 import { ChannelLayerUnavailable } from '../channel-layer/channel-layer.errors.js';
 import { errorText } from '../error-text.js';
 import { RoomState } from '../rooms/room-state.js';
 import { ChatMetrics } from './chat-metrics.js';
-import { guestName, parseSession } from './chat-session.js';
+import { ChatSession, guestName, parseSession } from './chat-session.js';
 import { ChatEndpoint } from './chat-endpoint.js';
 import { CHAT_MODULE_OPTIONS } from './chat.module-definition.js';
 import {
@@ -28,11 +34,13 @@ import {
 import {
   CHAT_MESSAGE,
   CloseCode,
+  HOST_FRAME,
   ErrorCode,
   ProtocolError,
   parseClientFrame,
   wireFrame,
 } from './chat.protocol.js';
+import { ChatEvents } from './chat-events.js';
 import { ChatHooks } from './chat-hooks.js';
 import { Connection, ConnectionState } from './connection.js';
 import { resolveConnectionPolicy } from './connection-policy.js';
@@ -66,6 +74,7 @@ export class ChatGateway
   private readonly membership: RoomMembership;
   private readonly endpoint: ChatEndpoint;
   private readonly hooks: ChatHooks;
+  private readonly events: ChatEvents;
   private readonly connections = new Map<WebSocket, Connection>();
   /** Disconnected sockets still leaving their group: shutdown waits for them. */
   private readonly leaving = new Set<Promise<void>>();
@@ -79,6 +88,8 @@ export class ChatGateway
     private readonly metrics: ChatMetrics,
     private readonly rooms: RoomState,
     private readonly discovery: DiscoveryService,
+    private readonly scanner: MetadataScanner,
+    private readonly reflector: Reflector,
     @Optional() private readonly adapterHost?: HttpAdapterHost,
     @Optional() private readonly appConfig?: ApplicationConfig,
     @Optional() @Inject(LOBBY_ROUTE) private readonly lobbyRoute?: string,
@@ -89,10 +100,18 @@ export class ChatGateway
     this.handshake = new Handshake(
       policy,
       options.maxConnections !== undefined,
-      this.options.authenticate,
+      {
+        authenticate: options.authenticate,
+        canJoin: options.canJoin,
+        roomOf: (request) => {
+          const session = this.sessionOf(new URL(request.url ?? '/', 'ws://localhost'));
+          return session instanceof ProtocolError ? undefined : session.room;
+        },
+      },
       metrics,
     );
     this.outbox = new Outbox(this.options, metrics, this.logger);
+    this.events = new ChatEvents(layer, this.outbox, this.logger);
     this.presence = new Presence(
       { delayMs: this.options.presenceDelayMs, names: this.options.presenceNames },
       rooms,
@@ -151,6 +170,7 @@ export class ChatGateway
       this.appConfig,
     );
     if (conflicts.length > 0) throw new Error(`ChatModule: ${conflicts.join('; ')}`);
+    this.events.discover(this.discovery, this.scanner, this.reflector);
     const httpServer = this.adapterHost?.httpAdapter?.getHttpServer() as HttpServer | undefined;
     if (!httpServer || typeof httpServer.on !== 'function') {
       // An application context (a script, a worker, a unit test) has no HTTP server: ChatRooms
@@ -201,10 +221,14 @@ export class ChatGateway
   private receive(connection: Connection, data: unknown): void {
     const frame = parseClientFrame(data);
     if (frame instanceof ProtocolError) {
-      this.outbox.error(connection, frame.code, frame.message);
+      this.outbox.error(connection, frame.code, frame.message, frame.id);
       return;
     }
-    const text = frame.message;
+    if (frame.kind === 'event') {
+      this.events.receive(connection, frame);
+      return;
+    }
+    const { message: text, id } = frame;
     const max = this.options.maxMessageBytes;
     // UTF-8 takes at least a byte per UTF-16 unit and at most three.
     if (text.length > max || (text.length * 3 > max && Buffer.byteLength(text) > max)) {
@@ -212,39 +236,45 @@ export class ChatGateway
         connection,
         ErrorCode.MessageTooLong,
         `message not sent: longer than ${max} bytes`,
+        id,
       );
       return;
     }
-    connection.inOrder(() => this.publish(connection, text));
+    connection.inOrder(() => this.publish(connection, text, id));
   }
 
-  /** The host's hook, then `appendAndSend`: the record (id, time) in history, and to the group. */
-  private async publish(connection: Connection, text: string): Promise<void> {
+  /**
+   * The host's hook, then `appendAndSend`: the record (id, time) in history, and to the group.
+   * `id`: the client's, to acknowledge.
+   */
+  private async publish(connection: Connection, text: string, id?: string): Promise<void> {
     const message = this.hooks.checksMessages
       ? await this.hooks.message(connection.info as ChatConnectionInfo, text)
       : text;
     if (typeof message !== 'string') {
       if (connection.socket.readyState === WebSocket.OPEN) {
-        this.outbox.error(connection, message.code, message.message);
+        this.outbox.error(connection, message.code, message.message, id);
       }
       return;
     }
     const started = performance.now();
     try {
-      await this.rooms.appendAndSend(
+      const record = await this.rooms.appendAndSend(
         connection.room,
         { message, user: connection.userName },
         this.layer,
         CHAT_MESSAGE,
       );
       this.metrics.layerOperation('group_send', performance.now() - started);
+      if (id !== undefined) this.outbox.ack(connection, id, record.id);
     } catch (error) {
-      this.reportSendFailure(connection, error);
+      this.reportSendFailure(connection, error, id);
     }
   }
 
   /** The layer's push delivery to one joined socket: a message's `type` picks its frame. */
   private deliver(connection: Connection, message: ChannelMessage): boolean {
+    if (message.except !== undefined && message.except === connection.channel) return true;
     const frame = this.frameOf(message);
     if (frame) return this.outbox.deliver(connection, frame);
     this.logger.warn(`no handler for message type ${message.type}`);
@@ -257,9 +287,13 @@ export class ChatGateway
    */
   private frameOf(message: ChannelMessage): TextFrame | undefined {
     if (message !== this.lastMessage) {
-      const frame = wireFrame(message);
-      if (!frame) return undefined;
-      this.lastFrame = new TextFrame(JSON.stringify(frame));
+      if (message.type === HOST_FRAME && typeof message.text === 'string') {
+        this.lastFrame = new TextFrame(message.text);
+      } else {
+        const frame = wireFrame(message);
+        if (!frame) return undefined;
+        this.lastFrame = new TextFrame(JSON.stringify(frame));
+      }
       this.lastMessage = message;
     }
     return this.lastFrame;
@@ -269,10 +303,7 @@ export class ChatGateway
 
   private onOpen(socket: WebSocket, request: IncomingMessage, url: URL, stream: Duplex): void {
     const { user, address } = this.handshake.admitted(request);
-    const session = parseSession(url, {
-      roomPath: this.options.roomPath,
-      defaultRoom: this.options.group,
-    });
+    const session = this.sessionOf(url);
     const room = session instanceof ProtocolError ? this.options.group : session.room;
     const connection = new Connection({
       socket,
@@ -280,6 +311,7 @@ export class ChatGateway
       address,
       session,
       room,
+      user,
       // The host's user wins over ?name=, so nobody chats under someone else's login.
       userName:
         (user ? (user.name ?? user.id) : undefined) ??
@@ -295,6 +327,10 @@ export class ChatGateway
     this.join(connection).catch((error: unknown) =>
       this.logger.error(`socket could not join ${room}: ${errorText(error)}`),
     );
+  }
+
+  private sessionOf(url: URL): ChatSession | ProtocolError {
+    return parseSession(url, { roomPath: this.options.roomPath, defaultRoom: this.options.group });
   }
 
   /** Joins, greets, runs `onConnect`, then handles the frames that came meanwhile. */
@@ -369,17 +405,18 @@ export class ChatGateway
     return this.limits.withinRate(connection, bytes);
   }
 
-  private reportSendFailure(connection: Connection, error: unknown): void {
+  private reportSendFailure(connection: Connection, error: unknown, id?: string): void {
     if (connection.socket.readyState !== WebSocket.OPEN) return;
     if (error instanceof ChannelLayerUnavailable) {
       this.outbox.error(
         connection,
         ErrorCode.LayerUnavailable,
         'message not sent: channel layer unavailable',
+        id,
       );
     } else {
       this.logger.error(`groupSend failed: ${errorText(error)}`);
-      this.outbox.error(connection, ErrorCode.InternalError, 'message not sent: server error');
+      this.outbox.error(connection, ErrorCode.InternalError, 'message not sent: server error', id);
     }
   }
 }

@@ -45,6 +45,17 @@ export type AuthenticateHook = (
  */
 export type MessageHook = (message: IncomingChatMessage) => string | Promise<string>;
 
+/**
+ * Decides whether a handshake's user may join the room its URL names (`user` is undefined without
+ * `authenticate`). `false` refuses it with HTTP 403: no socket is opened. Throw an `HttpException`
+ * to refuse with its status.
+ */
+export type RoomAccessHook = (access: {
+  user: ChatUser | undefined;
+  room: string;
+  request: IncomingMessage;
+}) => boolean | Promise<boolean>;
+
 /** Observes a socket that joined or left. Errors are logged, never sent to clients. */
 export type ConnectionHook = (connection: ChatConnectionInfo) => void | Promise<void>;
 
@@ -165,6 +176,12 @@ export interface ChatModuleOptions extends ConnectionPolicyOptions {
    * @default every handshake is accepted, with no user
    */
   authenticate?: AuthenticateHook;
+  /**
+   * Decides, per user and room, whether a socket may join; see {@link RoomAccessHook}. Runs after
+   * `authenticate`, within the same `handshakeTimeoutMs`.
+   * @default every room is open to everyone
+   */
+  canJoin?: RoomAccessHook;
   /**
    * Checks or changes each message before it is broadcast; see {@link MessageHook}.
    * @default messages are broadcast as sent

@@ -47,6 +47,28 @@ export interface ErrorFrame {
   type: 'error';
   code: ErrorCode | string;
   message: string;
+  /** The `id` of the client frame it answers, when that frame had one (an added field). */
+  id?: string;
+}
+
+/**
+ * The answer to a client frame that carried an `id`: a chat message is in the room's history and
+ * published (`message_id` is its chat frame's `id`), or an event's handler has finished.
+ */
+export interface AckFrame {
+  type: 'ack';
+  id: string;
+  /** For a chat message: the `id` of the chat frame every member got. */
+  message_id?: string;
+}
+
+/**
+ * A frame of the host's own type (`ChatRooms.emit`, `sendToUser`, `sendToConnection`, an event
+ * handler's `reply`): any JSON object whose `type` is not one of {@link RESERVED_FRAME_TYPES}.
+ */
+export interface HostFrame {
+  type: string;
+  [field: string]: unknown;
 }
 
 /**
@@ -66,11 +88,44 @@ export type ServerFrame =
   | HistoryFrame
   | PresenceFrame
   | ErrorFrame
-  | MessagesDroppedFrame;
+  | MessagesDroppedFrame
+  | AckFrame;
 
-/** What a client sends: the seed's `{"message": "..."}`. Other fields are ignored. */
-export interface ClientFrame {
+/** The frame types the chat itself sends; host frames may not use them. */
+export const RESERVED_FRAME_TYPES: ReadonlySet<string> = new Set([
+  'chat',
+  'connection_established',
+  'history',
+  'presence',
+  'error',
+  'ack',
+]);
+
+/** A type name a host frame or client event may have: a letter, then letters, digits, `_.:-`. */
+const FRAME_TYPE = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/;
+
+/** A client frame's `id`: 1 to 64 printable ASCII characters, no space. */
+const FRAME_ID = /^[\x21-\x7e]{1,64}$/;
+
+/**
+ * What a client sends: the seed's `{"message": "..."}` (with no `type`, or `"type":"chat"`), or an
+ * event of a type the host declared (`{"type":"typing", ...}`). Either may carry an `id` to be
+ * acknowledged. Other fields of a chat message are ignored.
+ */
+export type ClientFrame = ChatClientFrame | EventClientFrame;
+
+export interface ChatClientFrame {
+  kind: 'chat';
   message: string;
+  id?: string;
+}
+
+export interface EventClientFrame {
+  kind: 'event';
+  type: string;
+  /** The whole frame as the client sent it. */
+  frame: Readonly<Record<string, unknown>>;
+  id?: string;
 }
 
 /** Error codes a client can act on; each is listed in the README. */
@@ -89,8 +144,14 @@ export const ErrorCode = {
   EmptyFrame: 'empty_frame',
   /** A binary frame: the protocol is JSON text. */
   BinaryFrame: 'binary_frame',
-  /** The host's `onMessage` hook refused the message (hosts may use codes of their own). */
+  /** The host's `onMessage` hook or event handler refused the frame (or a code of the host's). */
   MessageRejected: 'message_rejected',
+  /** `type` names no event the host declared. */
+  UnknownType: 'unknown_type',
+  /** `type` is not a string. */
+  InvalidType: 'invalid_type',
+  /** `id` is not 1 to 64 printable ASCII characters. */
+  InvalidId: 'invalid_id',
   /** The room in the URL breaks the group-name rules; the socket is closed (1008). */
   InvalidRoom: 'invalid_room',
   /**
@@ -147,6 +208,9 @@ export const CHAT_MESSAGE = 'chat.message';
 /** The layer message type of a presence change; selects the gateway's presence handler. */
 export const PRESENCE_UPDATE = 'presence.update';
 
+/** The layer message type a host frame travels as (`{type, text, except?}`: see `hostMessage`). */
+export const HOST_FRAME = 'chat.frame';
+
 /**
  * The wire frame for a layer message, or undefined for a type with no handler. Chat frames copy
  * the fields the message has, in the documented order.
@@ -177,8 +241,9 @@ export function wireFrame(message: {
 }
 
 /**
- * Thrown by an `onMessage` hook to refuse a message: the sender gets
- * `{"type":"error","code":code,"message":message}` and nobody else sees anything.
+ * Thrown by an `onMessage` hook or an event handler to refuse a client's frame: the sender gets
+ * `{"type":"error","code":code,"message":message}` (with the frame's `id`, if it had one) and
+ * nobody else sees anything.
  */
 export class ChatMessageRejected extends Error {
   override readonly name = 'ChatMessageRejected';
@@ -196,12 +261,39 @@ export class ProtocolError {
   constructor(
     readonly code: ErrorCode,
     readonly message: string,
+    /** The frame's `id`, when it had a valid one. */
+    readonly id?: string,
   ) {}
 }
 
-/** A serialized error frame. */
-export function errorFrame(code: ErrorCode | string, message: string): string {
-  return JSON.stringify({ type: 'error', code, message } satisfies ErrorFrame);
+/** A serialized error frame; `id`: the client frame's it answers. */
+export function errorFrame(code: ErrorCode | string, message: string, id?: string): string {
+  const frame: ErrorFrame = { type: 'error', code, message };
+  if (id !== undefined) frame.id = id;
+  return JSON.stringify(frame);
+}
+
+/** A host frame that cannot be sent: not an object, or a bad or reserved `type`. */
+export class InvalidChatFrame extends TypeError {
+  override readonly name = 'InvalidChatFrame';
+}
+
+/** Why `frame` cannot be sent as a host frame, or undefined when it can. */
+export function hostFrameProblem(frame: unknown): string | undefined {
+  if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) {
+    return 'a frame must be a JSON object';
+  }
+  const { type } = frame as { type?: unknown };
+  if (typeof type !== 'string' || !FRAME_TYPE.test(type)) {
+    return `a frame's type must be a letter, then letters, digits or _.:-, at most 64 (got ${JSON.stringify(type)})`;
+  }
+  if (RESERVED_FRAME_TYPES.has(type)) return `the frame type ${type} is the chat's own`;
+  return undefined;
+}
+
+/** Whether `type` may name a client event. */
+export function isEventType(type: string): boolean {
+  return FRAME_TYPE.test(type) && !RESERVED_FRAME_TYPES.has(type);
 }
 
 /**
@@ -227,12 +319,30 @@ export function parseClientFrame(data: unknown): ClientFrame | ProtocolError {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     return new ProtocolError(ErrorCode.NotAnObject, 'frame must be a JSON object');
   }
-  if (!Object.prototype.hasOwnProperty.call(parsed, 'message')) {
-    return new ProtocolError(ErrorCode.MissingMessage, 'frame has no "message" field');
+  const object = parsed as Record<string, unknown>;
+  let id: string | undefined;
+  if (Object.prototype.hasOwnProperty.call(object, 'id')) {
+    if (typeof object.id !== 'string' || !FRAME_ID.test(object.id)) {
+      return new ProtocolError(
+        ErrorCode.InvalidId,
+        '"id" must be 1 to 64 printable ASCII characters',
+      );
+    }
+    id = object.id;
   }
-  const message = (parsed as { message: unknown }).message;
+  const { type } = object;
+  if (type !== undefined && type !== 'chat') {
+    if (typeof type !== 'string') {
+      return new ProtocolError(ErrorCode.InvalidType, '"type" must be a string', id);
+    }
+    return { kind: 'event', type, frame: object, id };
+  }
+  if (!Object.prototype.hasOwnProperty.call(object, 'message')) {
+    return new ProtocolError(ErrorCode.MissingMessage, 'frame has no "message" field', id);
+  }
+  const { message } = object;
   if (typeof message !== 'string') {
-    return new ProtocolError(ErrorCode.InvalidMessage, '"message" must be a string');
+    return new ProtocolError(ErrorCode.InvalidMessage, '"message" must be a string', id);
   }
-  return { message };
+  return { kind: 'chat', message, id };
 }

@@ -2,7 +2,7 @@ import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { ChannelMessage } from '../channel-layer/channel-layer.js';
 import type { ChatSession } from './chat-session.js';
-import type { ChatConnectionInfo } from './chat.options.js';
+import type { ChatConnectionInfo, ChatUser } from './chat.options.js';
 import type { ProtocolError } from './chat.protocol.js';
 import type { MessageProgress } from './message-deadline.js';
 import type { Recipient } from './outbox.js';
@@ -25,6 +25,7 @@ export interface ConnectionInit {
   address: string;
   session: ChatSession | ProtocolError;
   room: string;
+  user: ChatUser | undefined;
   userName: string;
   info: ChatConnectionInfo | undefined;
   limiter: RateLimiter | undefined;
@@ -42,6 +43,8 @@ export class Connection implements Recipient {
   readonly session: ChatSession | ProtocolError;
   /** The room, which is the socket's group. */
   readonly room: string;
+  /** The user `authenticate` admitted, when the module has that hook. */
+  readonly user: ChatUser | undefined;
   /** The name on this socket's chat messages and in presence. */
   readonly userName: string;
   /**
@@ -76,6 +79,7 @@ export class Connection implements Recipient {
     this.address = init.address;
     this.session = init.session;
     this.room = init.room;
+    this.user = init.user;
     this.userName = init.userName;
     this.info = init.info;
     this.limiter = init.limiter;

@@ -2,7 +2,7 @@ import { STATUS_CODES, type IncomingMessage, type Server as HttpServer } from 'n
 import { HttpException, Logger } from '@nestjs/common';
 import { Admission } from './admission.js';
 import type { ChatMetrics } from './chat-metrics.js';
-import type { AuthenticateHook, ChatUser } from './chat.options.js';
+import type { AuthenticateHook, ChatUser, RoomAccessHook } from './chat.options.js';
 import { clientAddress } from './client-address.js';
 import { guardConnections } from './connection-guard.js';
 import type { ResolvedConnectionPolicy } from './connection-policy.js';
@@ -27,11 +27,19 @@ export interface Admitted {
   address: string;
 }
 
+/** The host's hooks a handshake runs, and the room a request's URL names. */
+export interface HandshakeHooks {
+  authenticate?: AuthenticateHook;
+  canJoin?: RoomAccessHook;
+  /** The room of `request`'s URL; undefined when the URL is refused later, at the socket. */
+  roomOf(request: IncomingMessage): string | undefined;
+}
+
 /**
  * Who may open a socket, decided before the upgrade: the client address's handshake budget and
  * the connection caps (429 or 503), the Host (403: one this server is reachable as, against DNS
- * rebinding), the Origin (403, as Channels' `OriginValidator`), then the host's `authenticate`,
- * cheapest first. It also holds the HTTP server's TCP connections to their request-head deadline
+ * rebinding), the Origin (403, as Channels' `OriginValidator`), then the host's `authenticate`
+ * (401) and `canJoin` (403), cheapest first. It also holds the HTTP server's TCP connections to their request-head deadline
  * (`guardConnections`), and counts open sockets per address (`opened`, `closed`).
  */
 export class Handshake {
@@ -52,7 +60,7 @@ export class Handshake {
   constructor(
     private readonly policy: ResolvedConnectionPolicy,
     maxConnectionsSet: boolean,
-    private readonly authenticate: AuthenticateHook | undefined,
+    private readonly hooks: HandshakeHooks,
     private readonly metrics: ChatMetrics,
   ) {
     this.fitDescriptors(maxConnectionsSet);
@@ -125,24 +133,20 @@ export class Handshake {
       );
       return done(false, 403, 'Forbidden');
     }
-    if (!this.authenticate) {
+    if (!this.hooks.authenticate && !this.hooks.canJoin) {
       this.passed.set(request, { address });
       return done(true);
     }
-    void this.admit(this.authenticate, request, done, address);
+    void this.admit(request, done, address);
   }
 
   /**
-   * The handshake's verdict, from the host's `authenticate` hook. The handshake holds its place
-   * in the connection caps while the hook decides, and the hook has `handshakeTimeoutMs` to do so
-   * (then HTTP 503): a slow hook must not let a crowd past the caps, nor hold sockets open.
+   * The handshake's verdict, from the host's `authenticate` and `canJoin` hooks. The handshake
+   * holds its place in the connection caps while they decide, and they have `handshakeTimeoutMs`
+   * together (then HTTP 503): a slow hook must not let a crowd past the caps, nor hold sockets
+   * open.
    */
-  private async admit(
-    authenticate: AuthenticateHook,
-    request: IncomingMessage,
-    done: VerifyDone,
-    address: string,
-  ): Promise<void> {
+  private async admit(request: IncomingMessage, done: VerifyDone, address: string): Promise<void> {
     this.admission.opened(address);
     let timer: NodeJS.Timeout | undefined;
     let decided = false;
@@ -161,13 +165,25 @@ export class Handshake {
       }, this.policy.handshakeTimeoutMs);
     }
     try {
-      const user = await authenticate(request);
+      const { authenticate, canJoin, roomOf } = this.hooks;
+      const user = authenticate ? await authenticate(request) : undefined;
       if (decided) return;
-      if (!user) {
+      if (authenticate && !user) {
         this.metrics.handshakeRefused('auth');
         return decide(false, 401, 'Unauthorized');
       }
-      this.passed.set(request, { user, address });
+      const room = canJoin ? roomOf(request) : undefined;
+      if (
+        canJoin &&
+        room !== undefined &&
+        !(await canJoin({ user: user ?? undefined, room, request }))
+      ) {
+        if (decided) return;
+        this.metrics.handshakeRefused('room');
+        return decide(false, 403, 'Forbidden');
+      }
+      if (decided) return;
+      this.passed.set(request, { user: user ?? undefined, address });
       decide(true);
     } catch (error) {
       if (decided) return;
@@ -175,7 +191,7 @@ export class Handshake {
         this.metrics.handshakeRefused('auth');
         return decide(false, error.getStatus(), error.message);
       }
-      this.logger.error(`authenticate hook failed: ${errorText(error)}`);
+      this.logger.error(`authenticate or canJoin hook failed: ${errorText(error)}`);
       decide(false, 500, 'Internal Server Error');
     }
   }

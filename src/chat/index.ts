@@ -1,5 +1,6 @@
 export * from './chat-metrics.js';
-export * from './chat-rooms.js';
+export { ChatRooms } from './chat-rooms.js';
+export { ChatEvent, type ChatEventContext, type ChatEventHandler } from './chat-events.js';
 export * from './chat-ws.adapter.js';
 export * from './chat.gateway.js';
 export * from './chat.module.js';

@@ -2,7 +2,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '@nestjs/common';
 import { WebSocket } from 'ws';
 import type { ChatMetrics } from './chat-metrics.js';
-import { ErrorCode, MessagesDroppedFrame, errorFrame } from './chat.protocol.js';
+import { AckFrame, ErrorCode, MessagesDroppedFrame, errorFrame } from './chat.protocol.js';
 
 /** First header byte of a whole text frame: FIN, no RSV bits, opcode 1 (RFC 6455, section 5.2). */
 const FIN_TEXT = 0x81;
@@ -138,14 +138,38 @@ export class Outbox {
     this.metrics.controlFramesSent += frames.length;
   }
 
-  /** An error frame, unless the socket has `sendLimit` queued: then it would not read it. */
-  error(to: Recipient, code: ErrorCode | string, message: string): void {
+  /**
+   * An error frame (`id`: the client frame's it answers), unless the socket has `sendLimit`
+   * queued: then it would not read it.
+   */
+  error(to: Recipient, code: ErrorCode | string, message: string, id?: string): void {
     if (to.socket.bufferedAmount > this.limit) {
       this.metrics.errorsSkipped++;
       return;
     }
-    this.write(to, new TextFrame(errorFrame(code, message)));
+    this.write(to, new TextFrame(errorFrame(code, message, id)));
     this.metrics.errorSent(code);
+  }
+
+  /** Acknowledges the client frame `id` (a chat message: `messageId`, its record's id). */
+  ack(to: Recipient, id: string, messageId?: string): void {
+    const frame: AckFrame = { type: 'ack', id };
+    if (messageId !== undefined) frame.message_id = messageId;
+    this.reply(to, new TextFrame(JSON.stringify(frame)));
+  }
+
+  /**
+   * A frame for this socket alone (an ack, an event handler's reply), unless it has `sendLimit`
+   * queued: a client that does not read must not grow the server's memory by sending.
+   */
+  reply(to: Recipient, frame: TextFrame): void {
+    if (to.socket.readyState !== WebSocket.OPEN) return;
+    if (to.socket.bufferedAmount > this.limit) {
+      this.metrics.repliesSkipped++;
+      return;
+    }
+    this.write(to, frame);
+    this.metrics.controlFramesSent++;
   }
 
   /** A ping's answer, unless the socket has `sendLimit` queued: it would only grow the queue. */

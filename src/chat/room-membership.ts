@@ -3,6 +3,7 @@ import type { ChannelLayer, ChannelMessage } from '../channel-layer/channel-laye
 import { errorText } from '../error-text.js';
 import { ChatRecord, RoomState, compareRecordIds } from '../rooms/room-state.js';
 import type { ChatMetrics } from './chat-metrics.js';
+import { userGroup } from './chat-rooms.js';
 import type { ChatSession } from './chat-session.js';
 import { CONNECTION_ESTABLISHED, HistoryFrame } from './chat.protocol.js';
 import { Connection, ConnectionState } from './connection.js';
@@ -48,6 +49,7 @@ export class RoomMembership {
     const started = performance.now();
     await this.layer.groupAdd(room, channel);
     this.metrics.layerOperation('group_add', performance.now() - started);
+    if (connection.user) await this.layer.groupAdd(userGroup(connection.user.id), channel);
     if (connection.closed) return this.leftWhileJoining(connection);
     connection.present = true;
     await this.rooms.join(room, channel, connection.userName);
@@ -82,6 +84,7 @@ export class RoomMembership {
       const started = performance.now();
       await this.layer.groupDiscard(room, channel);
       this.metrics.layerOperation('group_discard', performance.now() - started);
+      if (connection.user) await this.layer.groupDiscard(userGroup(connection.user.id), channel);
     } catch (error) {
       this.logger.warn(`could not leave group ${room}: ${errorText(error)}`);
     }
