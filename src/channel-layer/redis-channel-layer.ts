@@ -1,74 +1,26 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
+import { BaseChannelLayer } from './base-channel-layer.js';
+import { ChannelMessage, ChannelReceiver, ReceiveOptions } from './channel-layer.js';
+import { ChannelFull, ChannelLayerClosed } from './channel-layer.errors.js';
 import {
-  ChannelLayer,
-  ChannelLayerOptions,
-  ChannelLayerStats,
-  ChannelMessage,
-  ChannelReceiver,
-  ReceiveOptions,
-} from './channel-layer.js';
-import {
-  ChannelFull,
-  ChannelLayerClosed,
-  InvalidChannelLayerInput,
-} from './channel-layer.errors.js';
-import {
-  CapacityTable,
   assertChannelName,
   assertGroupName,
-  capacityOf,
-  compileCapacities,
   isValidGroupName,
   nonLocalName,
   positiveSeconds,
 } from './channel-names.js';
-import { MessageCipher } from './message-crypto.js';
-import { GROUP_ADD, GROUP_CHANNELS, GROUP_SEND, POP, PUSH, UNPOP } from './redis-scripts.js';
-import { RedisHost, RedisShard } from '../redis/redis-shard.js';
-import { DEFAULT_REDIS_HOSTS, RedisShards, keyPrefix } from '../redis/redis-shards.js';
 import { fromJson, toJson } from './frozen-message.js';
-import { randomName } from './random-name.js';
+import { MessageCipher } from './message-crypto.js';
+import { REDIS_CHANNEL_LAYER_OPTIONS } from './redis-channel-layer.options.js';
+import type { RedisChannelLayerOptions } from './redis-channel-layer.options.js';
+import { Inbox } from './redis-inbox.js';
+import { LocalGroup, LocalGroups } from './redis-local-groups.js';
+import { GROUP_ADD, GROUP_CHANNELS, GROUP_SEND, LayerKeys, PUSH, UNPOP } from './redis-scripts.js';
+import { RedisShard } from '../redis/redis-shard.js';
+import { DEFAULT_REDIS_HOSTS, RedisShards, keyPrefix } from '../redis/redis-shards.js';
 
 export type { RedisHost } from '../redis/redis-shard.js';
-
-/** Options of {@link RedisChannelLayer}: the shared ones plus channels_redis' own. */
-export interface RedisChannelLayerOptions extends ChannelLayerOptions {
-  /**
-   * The Redis host(s): a URL, several URLs separated by commas or spaces, or a list of URLs,
-   * ioredis options or ioredis clients. With several, channels and groups are sharded over them
-   * by a stable hash of their name; every process must list the same hosts in the same order.
-   * Clients you pass stay yours: `close()` leaves them open. Redis 6.2 or later.
-   * @default 'redis://127.0.0.1:6379'
-   */
-  hosts?: string | ReadonlyArray<RedisHost>;
-  /**
-   * Prefix of every key and pub/sub channel, so several apps can share one Redis; `flush()` only
-   * deletes keys under it. Pub/sub ignores the database number: apps sharing a Redis need
-   * distinct prefixes even on different databases. (Use this, not ioredis' `keyPrefix`.)
-   * @default 'asgi'
-   */
-  prefix?: string;
-  /**
-   * Secrets to encrypt messages at rest in Redis with (AES-256-GCM). The first encrypts, all
-   * decrypt: rotate by putting the new secret first, drop the old one after `expiry`. Every
-   * process sharing the prefix needs the same list.
-   * @default undefined (messages stored as plain JSON)
-   */
-  symmetricEncryptionKeys?: readonly string[];
-  /**
-   * Milliseconds an operation may wait for Redis (a reply, or the first connection) before it
-   * rejects with `ChannelLayerUnavailable`. While Redis is known to be down, operations reject at
-   * once. Applies to connections the layer creates; clients you pass keep their own settings.
-   * @default 1000
-   */
-  timeout?: number;
-  /**
-   * Seconds between refreshes of the memberships of attached channels, which keep them alive in
-   * Redis while members of dead processes expire.
-   * @default groupExpiry / 3, at most 300
-   */
-  membershipRefresh?: number;
-}
+export * from './redis-channel-layer.options.js';
 
 /**
  * Where a `groupSend` to one group goes in Redis, for a component whose own Lua script publishes
@@ -88,16 +40,7 @@ export interface GroupSendRoute {
   pushToMembers(members: readonly string[], payload: string): Promise<void>;
 }
 
-/** DI token for {@link RedisChannelLayerOptions}, when the layer is built by Nest. */
-export const REDIS_CHANNEL_LAYER_OPTIONS = Symbol('REDIS_CHANNEL_LAYER_OPTIONS');
-
-interface Waiter {
-  resolve(message: ChannelMessage): void;
-  reject(error: unknown): void;
-  /** Its inbox's `pops` when it started waiting: unchanged means Redis never answered for it. */
-  readonly since: number;
-}
-
+/** A channel attached here. */
 interface Attachment {
   readonly receiver: ChannelReceiver;
   /** Messages that arrived while the channel's queue was being drained; null once live. */
@@ -111,46 +54,6 @@ interface Buffered {
   readonly message: ChannelMessage;
   readonly expiresAt: number;
 }
-
-/** A process-local member of a group, fanned out to by this process. */
-interface Membership {
-  readonly channel: string;
-  /** Local clock, ms; ignored while the channel is attached. */
-  expiresAt: number;
-}
-
-interface LocalGroup {
-  readonly kind: 'group';
-  readonly name: string;
-  readonly topic: string;
-  readonly shard: RedisShard;
-  readonly members: Map<string, Membership>;
-}
-
-/** A queue this process reads: one channel's, or all process-local channels under one `x.y!`. */
-interface Inbox {
-  readonly kind: 'inbox';
-  /** The channel, or the part of process-local names up to and including the `!`. */
-  readonly name: string;
-  readonly processLocal: boolean;
-  readonly key: string;
-  readonly topic: string;
-  readonly shard: RedisShard;
-  /** Created by this layer's `newChannel`: its channels are ours to fan out to. */
-  owned: boolean;
-  attached: number;
-  waiting: number;
-  listening: boolean;
-  draining: Promise<void> | null;
-  again: boolean;
-  /** Successful POPs so far. */
-  pops: number;
-}
-
-/** How many queued messages a drain takes per round trip when it can use them all. */
-const BATCH = 100;
-/** Members per GROUP_ADD call when refreshing, to keep Lua's unpack within bounds. */
-const REFRESH_CHUNK = 500;
 
 /**
  * The channel layer on Redis (channels_redis' `RedisChannelLayer`), for running one app as many
@@ -170,31 +73,22 @@ const REFRESH_CHUNK = 500;
  *   comes back, subscriptions and the memberships of attached channels are restored.
  */
 @Injectable()
-export class RedisChannelLayer extends ChannelLayer {
-  readonly stats: ChannelLayerStats = { groupSendSkippedFull: 0 };
-  /** Unique per layer instance; names its process-local channels. */
-  readonly nodeId = randomName(12);
-
+export class RedisChannelLayer extends BaseChannelLayer {
   private readonly logger = new Logger(RedisChannelLayer.name);
-  private readonly expiryMs: number;
-  private readonly groupExpiryMs: number;
-  private readonly capacity: number;
-  private readonly capacities: CapacityTable;
   private readonly prefix: string;
+  private readonly keys: LayerKeys;
   private readonly cipher: MessageCipher | null;
   private readonly shards: RedisShards;
   private readonly refreshMs: number;
 
   private readonly attached = new Map<string, Attachment>();
-  private readonly waiters = new Map<string, Waiter[]>();
   private readonly buffered = new Map<string, Buffered[]>();
   private readonly inboxes = new Map<string, Inbox>();
-  private readonly groups = new Map<string, LocalGroup>();
+  private readonly groups: LocalGroups;
   /** Subscribed pub/sub channel → what it feeds. */
   private readonly topics = new Map<string, LocalGroup | Inbox>();
   private readonly timer: NodeJS.Timeout;
   private nextRefresh: number;
-  private closed = false;
   /** The end of a groupSend whose publish a {@link GroupSendRoute}'s script made. */
   private readonly pushToMembers = async (
     members: readonly string[],
@@ -206,17 +100,9 @@ export class RedisChannelLayer extends ChannelLayer {
   constructor(
     @Optional() @Inject(REDIS_CHANNEL_LAYER_OPTIONS) options: RedisChannelLayerOptions = {},
   ) {
-    super();
-    this.expiryMs = Math.round(positiveSeconds(options.expiry ?? 60, 'expiry') * 1000);
-    this.groupExpiryMs = Math.round(
-      positiveSeconds(options.groupExpiry ?? 86400, 'groupExpiry') * 1000,
-    );
-    this.capacity = options.capacity ?? 100;
-    if (!Number.isInteger(this.capacity) || this.capacity < 1) {
-      throw new InvalidChannelLayerInput('capacity must be an integer >= 1');
-    }
-    this.capacities = compileCapacities(options.channelCapacity ?? {});
+    super(options);
     this.prefix = keyPrefix(options.prefix);
+    this.keys = new LayerKeys(this.prefix);
     this.cipher = options.symmetricEncryptionKeys
       ? new MessageCipher(options.symmetricEncryptionKeys)
       : null;
@@ -225,7 +111,6 @@ export class RedisChannelLayer extends ChannelLayer {
         options.membershipRefresh ?? Math.min(this.groupExpiryMs / 3000, 300),
         'membershipRefresh',
       ) * 1000;
-
     this.shards = new RedisShards({
       hosts: options.hosts ?? DEFAULT_REDIS_HOSTS,
       timeout: options.timeout ?? 1000,
@@ -234,10 +119,19 @@ export class RedisChannelLayer extends ChannelLayer {
       events: {
         message: (topic, payload) => this.onTopicMessage(topic, payload),
         recovered: (shard) => {
-          void this.refreshMemberships(shard);
+          void this.groups.refresh(shard);
           this.resume(shard);
         },
       },
+    });
+    this.groups = new LocalGroups({
+      shards: this.shards,
+      keys: this.keys,
+      groupExpiryMs: this.groupExpiryMs,
+      logger: this.logger,
+      isClosed: () => this.closed,
+      isAttached: (channel) => this.attached.has(channel),
+      route: (topic, group) => this.route(topic, group),
     });
 
     this.nextRefresh = Date.now() + this.refreshMs;
@@ -261,67 +155,37 @@ export class RedisChannelLayer extends ChannelLayer {
       }
     }
     const name = nonLocalName(channel);
-    const refused = await this.shardOf(name).run(
-      PUSH,
-      [this.queueKey(name)],
-      [
-        this.expiryMs,
-        this.seal(json),
-        capacityOf(this.capacities, channel, this.capacity),
-        channel.slice(name.length),
-        this.inboxTopic(name),
-      ],
-    );
+    const refused = await this.shards
+      .of(name)
+      .run(
+        PUSH,
+        [this.keys.queue(name)],
+        [
+          this.expiryMs,
+          this.seal(json),
+          this.capacityOf(channel),
+          channel.slice(name.length),
+          this.keys.inboxTopic(name),
+        ],
+      );
     if (refused !== 0) throw new ChannelFull(channel);
   }
 
   async receive(channel: string, options: ReceiveOptions = {}): Promise<ChannelMessage> {
-    this.assertOpen();
-    assertChannelName(channel);
-    if (this.attached.has(channel)) {
-      throw new InvalidChannelLayerInput(
-        `channel ${channel} is attached; it cannot be received from`,
-      );
-    }
-    const signal = options.signal;
-    signal?.throwIfAborted();
-    const ready = this.takeBuffered(channel);
-    if (ready) return ready;
-    const inbox = this.inboxOf(nonLocalName(channel));
-    const received = new Promise<ChannelMessage>((resolve, reject) => {
-      const waiter: Waiter = { resolve, reject, since: inbox.pops };
-      let line = this.waiters.get(channel);
-      if (!line) this.waiters.set(channel, (line = []));
-      line.push(waiter);
-      inbox.waiting++;
-      if (!signal) return;
-      const onAbort = (): void => {
-        if (this.removeWaiter(channel, waiter, inbox)) reject(signal.reason);
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-      const settle = (): void => signal.removeEventListener('abort', onAbort);
-      waiter.resolve = (message) => {
-        settle();
-        resolve(message);
-      };
-      waiter.reject = (error) => {
-        settle();
-        reject(error);
-      };
-    });
-    void this.drain(inbox);
-    return received;
+    this.assertReceivable(channel, options.signal);
+    return (
+      this.takeBuffered(channel) ??
+      this.inboxOf(nonLocalName(channel)).receive(channel, options.signal)
+    );
   }
 
   async newChannel(prefix = 'specific'): Promise<string> {
-    this.assertOpen();
-    const name = `${prefix}.${this.nodeId}!${randomName(12)}`;
-    assertChannelName(name);
-    const inbox = this.inboxOf(nonLocalName(name));
-    inbox.owned = true;
+    const name = this.newChannelName(prefix);
     // Listen for wakes and for memberships added by other processes (at once when already
     // subscribed). A name needs no Redis: while it is away the subscription waits for it.
-    await this.listen(inbox).catch(() => undefined);
+    await this.inboxOf(nonLocalName(name))
+      .own()
+      .catch(() => undefined);
     return name;
   }
 
@@ -330,11 +194,10 @@ export class RedisChannelLayer extends ChannelLayer {
     assertGroupName(group);
     assertChannelName(channel);
     const processLocal = channel.includes('!');
-    const shard = this.shardOf(group);
-    const key = processLocal ? this.localMembersKey(group) : this.membersKey(group);
-    await shard.run(GROUP_ADD, [key], [this.groupExpiryMs, channel]);
+    const key = processLocal ? this.keys.localMembers(group) : this.keys.members(group);
+    await this.shards.of(group).run(GROUP_ADD, [key], [this.groupExpiryMs, channel]);
     if (!processLocal) return;
-    if (this.isLocal(channel)) await this.join(group, channel);
+    if (this.isLocal(channel)) await this.groups.join(group, channel);
     else await this.notifyOwner('a', group, channel);
   }
 
@@ -345,20 +208,22 @@ export class RedisChannelLayer extends ChannelLayer {
     // and memberships left in Redis expire.
     if (this.closed) return;
     const processLocal = channel.includes('!');
-    if (processLocal) this.leave(group, channel);
-    const key = processLocal ? this.localMembersKey(group) : this.membersKey(group);
-    await this.shardOf(group).command((client) => client.zrem(key, channel));
+    if (processLocal) this.groups.leave(group, channel);
+    const key = processLocal ? this.keys.localMembers(group) : this.keys.members(group);
+    await this.shards.of(group).command((client) => client.zrem(key, channel));
     if (processLocal && !this.isLocal(channel)) await this.notifyOwner('d', group, channel);
   }
 
   async groupChannels(group: string): Promise<string[]> {
     this.assertOpen();
     assertGroupName(group);
-    const live = (await this.shardOf(group).run(
-      GROUP_CHANNELS,
-      [this.membersKey(group), this.localMembersKey(group)],
-      [],
-    )) as string[];
+    const live = (await this.shards
+      .of(group)
+      .run(
+        GROUP_CHANNELS,
+        [this.keys.members(group), this.keys.localMembers(group)],
+        [],
+      )) as string[];
     const local = this.groups.get(group);
     if (!local) return live;
     // Attached members are alive even if a refresh is late.
@@ -373,11 +238,13 @@ export class RedisChannelLayer extends ChannelLayer {
     this.assertOpen();
     assertGroupName(group);
     const payload = this.seal(toJson(message));
-    const queued = (await this.shardOf(group).run(
-      GROUP_SEND,
-      [this.membersKey(group)],
-      [this.groupTopic(group), payload],
-    )) as string[];
+    const queued = (await this.shards
+      .of(group)
+      .run(
+        GROUP_SEND,
+        [this.keys.members(group)],
+        [this.keys.groupTopic(group), payload],
+      )) as string[];
     if (queued.length > 0) this.stats.groupSendSkippedFull += await this.pushAll(queued, payload);
   }
 
@@ -393,22 +260,15 @@ export class RedisChannelLayer extends ChannelLayer {
     assertGroupName(group);
     if (this.cipher || this.groupSend !== RedisChannelLayer.prototype.groupSend) return undefined;
     return {
-      server: this.shardOf(group).server,
-      membersKey: this.membersKey(group),
-      topic: this.groupTopic(group),
+      server: this.shards.of(group).server,
+      membersKey: this.keys.members(group),
+      topic: this.keys.groupTopic(group),
       pushToMembers: this.pushToMembers,
     };
   }
 
   attach(channel: string, receiver: ChannelReceiver): () => void {
-    this.assertOpen();
-    assertChannelName(channel);
-    if (this.attached.has(channel)) {
-      throw new InvalidChannelLayerInput(`channel ${channel} is already attached`);
-    }
-    if ((this.waiters.get(channel)?.length ?? 0) > 0) {
-      throw new InvalidChannelLayerInput(`channel ${channel} has a pending receive`);
-    }
+    this.assertAttachable(channel);
     const backlog: ChannelMessage[] = [];
     for (let next = this.takeBuffered(channel); next; next = this.takeBuffered(channel)) {
       backlog.push(next);
@@ -416,13 +276,12 @@ export class RedisChannelLayer extends ChannelLayer {
     const attachment: Attachment = { receiver, backlog, ready: Promise.resolve() };
     this.attached.set(channel, attachment);
     const inbox = this.inboxOf(nonLocalName(channel));
-    inbox.attached++;
+    const release = inbox.attach();
     attachment.ready = this.catchUp(channel, inbox, attachment);
     return () => {
       if (this.attached.get(channel) !== attachment) return;
       this.attached.delete(channel);
-      inbox.attached--;
-      this.settle(inbox);
+      release();
     };
   }
 
@@ -430,7 +289,7 @@ export class RedisChannelLayer extends ChannelLayer {
     this.assertOpen();
     await this.shards.deleteUnder(this.prefix);
     this.buffered.clear();
-    for (const group of [...this.groups.values()]) this.dropGroup(group);
+    this.groups.dropAll();
   }
 
   /** PINGs every shard: ready only when all of them answer. */
@@ -443,15 +302,23 @@ export class RedisChannelLayer extends ChannelLayer {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    const inboxes = [...this.inboxes.values()];
+    this.inboxes.clear();
     const error = new ChannelLayerClosed();
-    for (const line of this.waiters.values()) for (const waiter of line) waiter.reject(error);
-    this.waiters.clear();
+    for (const inbox of inboxes) inbox.receives.fail(error);
     this.attached.clear();
     this.buffered.clear();
     this.groups.clear();
-    this.inboxes.clear();
     this.topics.clear();
     await this.shards.close();
+  }
+
+  protected isAttached(channel: string): boolean {
+    return this.attached.has(channel);
+  }
+
+  protected isReceiving(channel: string): boolean {
+    return this.inboxes.get(nonLocalName(channel))?.receives.has(channel) === true;
   }
 
   // --- fan-out: the hot path -------------------------------------------------------------------
@@ -479,7 +346,7 @@ export class RedisChannelLayer extends ChannelLayer {
         this.stats.groupSendSkippedFull++;
       }
     }
-    if (group.members.size === 0) this.dropGroup(group);
+    if (group.members.size === 0) this.groups.drop(group);
   }
 
   /** Calls a receiver from a Redis event, where a throw would have no caller to reach. */
@@ -494,63 +361,17 @@ export class RedisChannelLayer extends ChannelLayer {
 
   /** Hands a message to a waiting receive, or keeps it for the next one. False when full. */
   private offer(channel: string, message: ChannelMessage, expiresAt: number): boolean {
-    const waiter = this.takeWaiter(channel);
-    if (waiter) {
-      waiter.resolve(message);
-      return true;
-    }
+    if (this.inboxes.get(nonLocalName(channel))?.receives.serve(channel, message)) return true;
     let kept = this.buffered.get(channel);
     if (!kept) this.buffered.set(channel, (kept = []));
-    if (kept.length >= capacityOf(this.capacities, channel, this.capacity)) return false;
+    if (kept.length >= this.capacityOf(channel)) return false;
     kept.push({ message, expiresAt });
     return true;
   }
 
   // --- queues ----------------------------------------------------------------------------------
 
-  /**
-   * Takes queued messages while someone here wants them, then listens for wakes. One drain per
-   * inbox at a time; a wake during a drain makes it go round again. Never rejects.
-   */
-  private drain(inbox: Inbox): Promise<void> {
-    if (inbox.draining) {
-      inbox.again = true;
-      return inbox.draining;
-    }
-    const draining = this.drainLoop(inbox).finally(() => {
-      inbox.draining = null;
-      this.settle(inbox);
-    });
-    inbox.draining = draining;
-    return draining;
-  }
-
-  private async drainLoop(inbox: Inbox): Promise<void> {
-    try {
-      for (;;) {
-        inbox.again = false;
-        const want = this.demand(inbox);
-        if (want === 0 || this.closed) return;
-        const entries = (await inbox.shard.run(POP, [inbox.key], [want])) as string[];
-        if (this.closed) return;
-        inbox.pops++;
-        this.dispatch(inbox, entries);
-        if (entries.length === want || inbox.again) continue;
-        // Empty. Subscribe, then look once more: a send between our pop and the subscription
-        // woke nobody.
-        if (!inbox.listening && this.demand(inbox) > 0) {
-          await this.listen(inbox);
-          continue;
-        }
-        return;
-      }
-    } catch (error) {
-      if (this.closed) return;
-      // The receives waiting here would wait on a Redis we can't reach: tell them.
-      this.failWaiters(inbox, error);
-    }
-  }
-
+  /** Hands out what a POP took from `inbox`'s queue. */
   private dispatch(inbox: Inbox, entries: readonly string[]): void {
     let unclaimed: string[] | null = null;
     for (const entry of entries) {
@@ -565,12 +386,10 @@ export class RedisChannelLayer extends ChannelLayer {
         else this.deliver(attachment, message);
       } else if (inbox.processLocal) {
         this.offer(channel, message, Number(entry.slice(0, first)));
-      } else {
-        const waiter = this.takeWaiter(channel);
-        // No waiter: its receive was aborted meanwhile. Give the message back to the queue,
-        // where another process may be waiting for it.
-        if (waiter) waiter.resolve(message);
-        else (unclaimed ??= []).push(entry);
+      } else if (!inbox.receives.serve(channel, message)) {
+        // Its receive was aborted meanwhile. Give the message back to the queue, where another
+        // process may be waiting for it.
+        (unclaimed ??= []).push(entry);
       }
     }
     if (unclaimed) {
@@ -583,7 +402,7 @@ export class RedisChannelLayer extends ChannelLayer {
   }
 
   private async catchUp(channel: string, inbox: Inbox, attachment: Attachment): Promise<void> {
-    await this.drain(inbox);
+    await inbox.drain();
     const backlog = attachment.backlog ?? [];
     attachment.backlog = null;
     if (this.attached.get(channel) !== attachment) {
@@ -596,111 +415,48 @@ export class RedisChannelLayer extends ChannelLayer {
     for (const message of backlog) this.deliver(attachment, message);
   }
 
-  private demand(inbox: Inbox): number {
-    if (inbox.attached > 0) return BATCH;
-    // Process-local queues mix channels: take what is there and sort it out here.
-    if (inbox.processLocal) return inbox.waiting > 0 ? BATCH : 0;
-    return inbox.waiting;
-  }
-
   private onInboxSignal(inbox: Inbox, signal: string): void {
     if (signal === 'w') {
-      void this.drain(inbox);
+      void inbox.drain();
       return;
     }
     const [op, group, channel] = signal.split(' ');
     if (!isValidGroupName(group) || channel === undefined || !this.isLocal(channel)) return;
     if (op === 'a') {
-      this.join(group, channel).catch((error: unknown) =>
-        this.logger.warn(`could not join ${channel} to ${group}: ${String(error)}`),
-      );
+      this.groups
+        .join(group, channel)
+        .catch((error: unknown) =>
+          this.logger.warn(`could not join ${channel} to ${group}: ${String(error)}`),
+        );
     } else if (op === 'd') {
-      this.leave(group, channel);
+      this.groups.leave(group, channel);
     }
   }
 
   private inboxOf(name: string): Inbox {
     let inbox = this.inboxes.get(name);
     if (!inbox) {
-      const shard = this.shardOf(name);
-      inbox = {
-        kind: 'inbox',
-        name,
-        processLocal: name.endsWith('!'),
-        key: this.queueKey(name),
-        topic: this.inboxTopic(name),
-        shard,
-        owned: false,
-        attached: 0,
-        waiting: 0,
-        listening: false,
-        draining: null,
-        again: false,
-        pops: 0,
-      };
+      inbox = new Inbox(name, this.shards.of(name), this.keys, {
+        isClosed: () => this.closed,
+        dispatch: (from, entries) => this.dispatch(from, entries),
+        settle: (idle) => this.settle(idle),
+        route: (topic, to) => this.route(topic, to),
+      });
       this.inboxes.set(name, inbox);
     }
     return inbox;
   }
 
-  private listen(inbox: Inbox): Promise<void> {
-    if (!inbox.listening) {
-      inbox.listening = true;
-      this.topics.set(inbox.topic, inbox);
-    }
-    return inbox.shard.subscribe(inbox.topic);
-  }
-
   /** Forgets an inbox nobody here uses any more. */
   private settle(inbox: Inbox): void {
-    if (inbox.owned || inbox.draining || inbox.attached > 0 || inbox.waiting > 0) return;
-    if (this.inboxes.get(inbox.name) !== inbox) return;
+    if (!inbox.idle || this.inboxes.get(inbox.name) !== inbox) return;
     this.inboxes.delete(inbox.name);
-    if (inbox.listening) {
-      inbox.listening = false;
-      this.topics.delete(inbox.topic);
-      inbox.shard.unsubscribe(inbox.topic);
-    }
+    inbox.stopListening();
   }
 
-  private takeWaiter(channel: string): Waiter | undefined {
-    const line = this.waiters.get(channel);
-    if (line === undefined) return undefined;
-    const waiter = line.shift();
-    if (line.length === 0) this.waiters.delete(channel);
-    const inbox = this.inboxes.get(nonLocalName(channel));
-    if (waiter && inbox) {
-      inbox.waiting--;
-      this.settle(inbox);
-    }
-    return waiter;
-  }
-
-  private removeWaiter(channel: string, waiter: Waiter, inbox: Inbox): boolean {
-    const line = this.waiters.get(channel);
-    const at = line ? line.indexOf(waiter) : -1;
-    if (!line || at === -1) return false;
-    line.splice(at, 1);
-    if (line.length === 0) this.waiters.delete(channel);
-    inbox.waiting--;
-    this.settle(inbox);
-    return true;
-  }
-
-  /**
-   * Rejects the receives that Redis never answered for: issued while it is unreachable, they
-   * must not hang. Those already waiting on a checked queue keep waiting through an outage.
-   */
-  private failWaiters(inbox: Inbox, error: unknown): void {
-    for (const [channel, line] of [...this.waiters]) {
-      if (nonLocalName(channel) !== inbox.name) continue;
-      const kept = line.filter((waiter) => waiter.since !== inbox.pops);
-      if (kept.length === line.length) continue;
-      if (kept.length > 0) this.waiters.set(channel, kept);
-      else this.waiters.delete(channel);
-      inbox.waiting -= line.length - kept.length;
-      for (const waiter of line) if (waiter.since === inbox.pops) waiter.reject(error);
-    }
+  private route(topic: string, target: LocalGroup | Inbox | undefined): void {
+    if (target) this.topics.set(topic, target);
+    else this.topics.delete(topic);
   }
 
   private takeBuffered(channel: string): ChannelMessage | undefined {
@@ -720,15 +476,11 @@ export class RedisChannelLayer extends ChannelLayer {
   private async pushAll(channels: readonly string[], payload: string): Promise<number> {
     const byShard = new Map<RedisShard, { keys: string[]; args: Array<string | number> }>();
     for (const channel of channels) {
-      const shard = this.shardOf(channel);
+      const shard = this.shards.of(channel);
       let batch = byShard.get(shard);
       if (!batch) byShard.set(shard, (batch = { keys: [], args: [this.expiryMs, payload] }));
-      batch.keys.push(this.queueKey(channel));
-      batch.args.push(
-        capacityOf(this.capacities, channel, this.capacity),
-        '',
-        this.inboxTopic(channel),
-      );
+      batch.keys.push(this.keys.queue(channel));
+      batch.args.push(this.capacityOf(channel), '', this.keys.inboxTopic(channel));
     }
     const full = await Promise.all(
       [...byShard].map(([shard, batch]) => shard.run(PUSH, batch.keys, batch.args)),
@@ -741,88 +493,19 @@ export class RedisChannelLayer extends ChannelLayer {
   /** Ours to fan out to: made by this layer's `newChannel`, or attached here. */
   private isLocal(channel: string): boolean {
     if (!channel.includes('!')) return false;
-    return this.attached.has(channel) || this.inboxes.get(nonLocalName(channel))?.owned === true;
-  }
-
-  private async join(group: string, channel: string): Promise<void> {
-    let local = this.groups.get(group);
-    if (!local) {
-      local = {
-        kind: 'group',
-        name: group,
-        topic: this.groupTopic(group),
-        shard: this.shardOf(group),
-        members: new Map(),
-      };
-      this.groups.set(group, local);
-      this.topics.set(local.topic, local);
-    }
-    const expiresAt = Date.now() + this.groupExpiryMs;
-    const member = local.members.get(channel);
-    if (member) member.expiresAt = expiresAt;
-    else local.members.set(channel, { channel, expiresAt });
-    // Resolve only once subscribed, so a groupSend right after groupAdd reaches the channel.
-    await local.shard.subscribe(local.topic);
-  }
-
-  private leave(group: string, channel: string): void {
-    const local = this.groups.get(group);
-    if (local?.members.delete(channel) && local.members.size === 0) this.dropGroup(local);
-  }
-
-  private dropGroup(group: LocalGroup): void {
-    if (this.groups.get(group.name) !== group) return;
-    this.groups.delete(group.name);
-    this.topics.delete(group.topic);
-    group.shard.unsubscribe(group.topic);
+    return this.attached.has(channel) || this.inboxes.get(nonLocalName(channel))?.isOwned === true;
   }
 
   private async notifyOwner(op: 'a' | 'd', group: string, channel: string): Promise<void> {
     const name = nonLocalName(channel);
-    await this.shardOf(name).command((client) =>
-      client.publish(this.inboxTopic(name), `${op} ${group} ${channel}`),
-    );
-  }
-
-  /**
-   * Re-adds the memberships of attached channels: periodically so they outlive `groupExpiry`,
-   * and when a shard comes back, since Redis may have lost them.
-   */
-  private async refreshMemberships(only?: RedisShard): Promise<void> {
-    if (this.closed) return;
-    const expiresAt = Date.now() + this.groupExpiryMs;
-    const calls: Array<Promise<unknown>> = [];
-    for (const group of this.groups.values()) {
-      if (only && group.shard !== only) continue;
-      const channels: string[] = [];
-      for (const member of group.members.values()) {
-        if (!this.attached.has(member.channel)) continue;
-        member.expiresAt = expiresAt;
-        channels.push(member.channel);
-      }
-      for (let at = 0; at < channels.length; at += REFRESH_CHUNK) {
-        calls.push(
-          group.shard.run(
-            GROUP_ADD,
-            [this.localMembersKey(group.name)],
-            [this.groupExpiryMs, ...channels.slice(at, at + REFRESH_CHUNK)],
-          ),
-        );
-      }
-    }
-    const failed = (await Promise.allSettled(calls)).filter(
-      (result) => result.status === 'rejected',
-    );
-    if (failed.length > 0 && !this.closed) {
-      this.logger.warn(`could not refresh ${failed.length} group(s); retrying later`);
-    }
+    await this.shards
+      .of(name)
+      .command((client) => client.publish(this.keys.inboxTopic(name), `${op} ${group} ${channel}`));
   }
 
   /** Subscriptions are back: take what was queued while wakes could not reach us. */
   private resume(shard: RedisShard): void {
-    for (const inbox of this.inboxes.values()) {
-      if (inbox.shard === shard && this.demand(inbox) > 0) void this.drain(inbox);
-    }
+    for (const inbox of this.inboxes.values()) if (inbox.shard === shard) inbox.resume();
   }
 
   private tick(): void {
@@ -831,45 +514,14 @@ export class RedisChannelLayer extends ChannelLayer {
       while (kept.length > 0 && kept[0].expiresAt <= now) kept.shift();
       if (kept.length === 0) this.buffered.delete(channel);
     }
-    for (const group of [...this.groups.values()]) {
-      for (const member of group.members.values()) {
-        if (member.expiresAt <= now && !this.attached.has(member.channel)) {
-          group.members.delete(member.channel);
-        }
-      }
-      if (group.members.size === 0) this.dropGroup(group);
-    }
+    this.groups.expire(now);
     if (now >= this.nextRefresh) {
       this.nextRefresh = now + this.refreshMs;
-      void this.refreshMemberships();
+      void this.groups.refresh();
     }
   }
 
-  // --- names and payloads ----------------------------------------------------------------------
-
-  private shardOf(name: string): RedisShard {
-    return this.shards.of(name);
-  }
-
-  private queueKey(name: string): string {
-    return `${this.prefix}:q:${name}`;
-  }
-
-  private membersKey(group: string): string {
-    return `${this.prefix}:g:${group}`;
-  }
-
-  private localMembersKey(group: string): string {
-    return `${this.prefix}:gl:${group}`;
-  }
-
-  private groupTopic(group: string): string {
-    return `${this.prefix}:gs:${group}`;
-  }
-
-  private inboxTopic(name: string): string {
-    return `${this.prefix}:in:${name}`;
-  }
+  // --- payloads --------------------------------------------------------------------------------
 
   private seal(json: string): string {
     return this.cipher ? this.cipher.seal(json) : json;
@@ -883,9 +535,5 @@ export class RedisChannelLayer extends ChannelLayer {
       this.logger.warn(`dropped a message that could not be read: ${String(error)}`);
       return undefined;
     }
-  }
-
-  private assertOpen(): void {
-    if (this.closed) throw new ChannelLayerClosed();
   }
 }

@@ -2,8 +2,7 @@ import { LuaScript, NOW } from '../redis/lua-script.js';
 
 /**
  * The Redis side of `RedisChannelLayer`: its key layout and the Lua scripts that keep each
- * operation atomic and one round trip. Times come from Redis (`TIME`), so processes with skewed
- * clocks still agree on what has expired.
+ * operation atomic and one round trip, timed by Redis' clock (`NOW`).
  *
  * Keys (`P` is the layer's prefix; a process-local channel `a.b!c` is queued under `a.b!`):
  * - `P:q:<name>`  LIST of queued messages, each `<expires ms>:<local part>:<payload>`. Capacity is
@@ -17,6 +16,34 @@ import { LuaScript, NOW } from '../redis/lua-script.js';
  * - `P:in:<name>`  `w` when `P:q:<name>` got a message; `a|d <group> <channel>` when another
  *   process added a process-local channel to a group or discarded it.
  */
+export class LayerKeys {
+  constructor(readonly prefix: string) {}
+
+  /** `P:q:<name>`: a channel's queue, or the shared queue of process-local names under `x.y!`. */
+  queue(name: string): string {
+    return `${this.prefix}:q:${name}`;
+  }
+
+  /** `P:g:<group>`: the group's ordinary members. */
+  members(group: string): string {
+    return `${this.prefix}:g:${group}`;
+  }
+
+  /** `P:gl:<group>`: the group's process-local members. */
+  localMembers(group: string): string {
+    return `${this.prefix}:gl:${group}`;
+  }
+
+  /** `P:gs:<group>`: the topic a groupSend publishes on. */
+  groupTopic(group: string): string {
+    return `${this.prefix}:gs:${group}`;
+  }
+
+  /** `P:in:<name>`: the topic that wakes the readers of `P:q:<name>`. */
+  inboxTopic(name: string): string {
+    return `${this.prefix}:in:${name}`;
+  }
+}
 
 /**
  * Queues one payload on each of KEYS unless that queue is full. ARGV: expiry ms, payload, then per
