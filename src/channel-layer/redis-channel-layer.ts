@@ -10,6 +10,7 @@ import {
   positiveSeconds,
 } from './channel-names.js';
 import { fromJson, toJson } from './frozen-message.js';
+import type { GroupSendStepCall } from './group-send-step.js';
 import { MessageCipher } from './message-crypto.js';
 import { REDIS_CHANNEL_LAYER_OPTIONS } from './redis-channel-layer.options.js';
 import type { RedisChannelLayerOptions } from './redis-channel-layer.options.js';
@@ -18,27 +19,10 @@ import { LocalGroup, LocalGroups } from './redis-local-groups.js';
 import { GROUP_ADD, GROUP_CHANNELS, GROUP_SEND, LayerKeys, PUSH, UNPOP } from './redis-scripts.js';
 import { RedisShard } from '../redis/redis-shard.js';
 import { DEFAULT_REDIS_HOSTS, RedisShards, keyPrefix } from '../redis/redis-shards.js';
+import { randomName } from './random-name.js';
 
 export type { RedisHost } from '../redis/redis-shard.js';
 export * from './redis-channel-layer.options.js';
-
-/**
- * Where a `groupSend` to one group goes in Redis, for a component whose own Lua script publishes
- * to the group in the same step as its own writes (`RedisRoomState.appendAndSend`: append to a
- * room's history and publish, atomically). Such a script must run on a connection to `server`,
- * do what `GROUP_SEND_FUNCTION` does with a payload serialized as `groupSend` would (`toJson`),
- * and hand the members it returns to `pushToMembers`. Not for apps: use `groupSend`.
- */
-export interface GroupSendRoute {
-  /** The Redis server and database holding the group's members and topic. */
-  readonly server: string;
-  /** The ZSET of the group's ordinary members: `group_send`'s first argument. */
-  readonly membersKey: string;
-  /** The group's pub/sub channel: `group_send`'s second argument. */
-  readonly topic: string;
-  /** Queues `payload` for the ordinary members the script returned, as `groupSend` does. */
-  pushToMembers(members: readonly string[], payload: string): Promise<void>;
-}
 
 /** A channel attached here. */
 interface Attachment {
@@ -63,8 +47,8 @@ interface Buffered {
  *   message once (serialized and sealed once) for every process-local member, and returns the
  *   ordinary members, which get one push each on their shards. Each process subscribed to the
  *   group fans out to its own members: parsed once, frozen once, the same object for every
- *   attached receiver. `RedisRoomState` may do the same publish in its own script, through
- *   {@link RedisChannelLayer.groupSendRoute}.
+ *   attached receiver. {@link RedisChannelLayer.groupSendWith} runs a caller's step in the same
+ *   script (`RedisRoomState` appends to a room's history there).
  * - A process-local channel `prefix.<node id>!<random>` belongs to the layer that made it;
  *   direct sends to it queue under `prefix.<node id>!` (capacity counts there) and wake the owner.
  * - Memberships expire after `groupExpiry`; each process refreshes those of its attached
@@ -89,13 +73,6 @@ export class RedisChannelLayer extends BaseChannelLayer {
   private readonly topics = new Map<string, LocalGroup | Inbox>();
   private readonly timer: NodeJS.Timeout;
   private nextRefresh: number;
-  /** The end of a groupSend whose publish a {@link GroupSendRoute}'s script made. */
-  private readonly pushToMembers = async (
-    members: readonly string[],
-    payload: string,
-  ): Promise<void> => {
-    if (members.length > 0) this.stats.groupSendSkippedFull += await this.pushAll(members, payload);
-  };
 
   constructor(
     @Optional() @Inject(REDIS_CHANNEL_LAYER_OPTIONS) options: RedisChannelLayerOptions = {},
@@ -249,22 +226,34 @@ export class RedisChannelLayer extends BaseChannelLayer {
   }
 
   /**
-   * For `RedisRoomState`, not for apps: the route of a `groupSend` to `group`, so that the
-   * caller's script can publish in the same step as its own writes (see {@link GroupSendRoute}).
-   * Undefined when a groupSend of this layer cannot be done that way: it seals payloads (a script
-   * cannot splice anything into ciphertext), or a subclass overrides `groupSend` (it would be
-   * bypassed). Throws as `groupSend` does on a closed layer or an invalid group name.
+   * `groupSend(group, message)` with a caller's `GroupSendStep` in the same Redis script,
+   * before the publish: what the step writes and the send happen at once. The message goes out
+   * with `message[call.field]` set to the step's first result. Resolves with the step's results;
+   * with `undefined`, having done nothing, when this layer cannot send in someone else's script,
+   * so the caller sends with `groupSend` itself: when it seals payloads (a script cannot write
+   * into ciphertext), when the group's Redis is not `call.server`, or when `groupSend` is
+   * overridden (the override must see every group message). Throws as `groupSend` does.
    */
-  groupSendRoute(group: string): GroupSendRoute | undefined {
+  async groupSendWith(
+    group: string,
+    message: ChannelMessage,
+    call: GroupSendStepCall,
+  ): Promise<unknown[] | undefined> {
     this.assertOpen();
     assertGroupName(group);
-    if (this.cipher || this.groupSend !== RedisChannelLayer.prototype.groupSend) return undefined;
-    return {
-      server: this.shards.of(group).server,
-      membersKey: this.keys.members(group),
-      topic: this.keys.groupTopic(group),
-      pushToMembers: this.pushToMembers,
-    };
+    const shard = this.shards.of(group);
+    if (this.cipher || shard.server !== call.server) return undefined;
+    if (this.groupSend !== RedisChannelLayer.prototype.groupSend) return undefined;
+    const [head, tail] = jsonAround(message, call.field);
+    const [queued, done] = (await shard.run(
+      call.step.script,
+      [...call.keys, this.keys.members(group)],
+      [...call.args, this.keys.groupTopic(group), head, tail],
+    )) as [string[], unknown[]];
+    if (queued.length > 0) {
+      this.stats.groupSendSkippedFull += await this.pushAll(queued, head + String(done[0]) + tail);
+    }
+    return done;
   }
 
   attach(channel: string, receiver: ChannelReceiver): () => void {
@@ -534,6 +523,22 @@ export class RedisChannelLayer extends BaseChannelLayer {
     } catch (error) {
       this.logger.warn(`dropped a message that could not be read: ${String(error)}`);
       return undefined;
+    }
+  }
+}
+
+/**
+ * `message` as JSON, cut around the value of its string field `field`: the part up to the
+ * value's opening quote and the part from its closing quote. A random mark stands in for the
+ * value, so nothing else in the message can be taken for it.
+ */
+function jsonAround(message: ChannelMessage, field: string): [head: string, tail: string] {
+  for (;;) {
+    const mark = randomName(16);
+    const json = toJson({ ...message, [field]: mark });
+    const at = json.indexOf(mark);
+    if (at !== -1 && json.lastIndexOf(mark) === at) {
+      return [json.slice(0, at), json.slice(at + mark.length)];
     }
   }
 }

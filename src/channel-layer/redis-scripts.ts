@@ -120,11 +120,11 @@ return 1
 `);
 
 /**
- * Lua defining `group_send(members, topic, payload)`: drops the expired ordinary members of a
- * group, publishes the payload once on its topic and returns the live ordinary members. Shared by
- * {@link GROUP_SEND} and `RedisRoomState`'s append-and-send script, so both send alike.
+ * Lua defining `group_send(members, topic, payload)`, after `NOW`: drops the expired ordinary
+ * members of a group, publishes the payload once on its topic and returns the live ordinary
+ * members. {@link GROUP_SEND} and every `GroupSendStep`'s script send with it, so both send alike.
  */
-export const GROUP_SEND_FUNCTION = `${NOW}
+export const GROUP_SEND_FUNCTION = `
 local function group_send(members_key, topic, payload)
   redis.call('ZREMRANGEBYSCORE', members_key, '-inf', now)
   local members = redis.call('ZRANGE', members_key, 0, -1)
@@ -138,7 +138,7 @@ end
  * ARGV[2] on topic ARGV[1]. Returns the live ordinary members of KEYS[1], which have queues to
  * push to (on whichever shard holds them).
  */
-export const GROUP_SEND = new LuaScript(`${GROUP_SEND_FUNCTION}
+export const GROUP_SEND = new LuaScript(`${NOW}${GROUP_SEND_FUNCTION}
 return group_send(KEYS[1], ARGV[1], ARGV[2])
 `);
 

@@ -1,4 +1,4 @@
-import { GROUP_SEND_FUNCTION } from '../channel-layer/redis-scripts.js';
+import { GroupSendStep } from '../channel-layer/group-send-step.js';
 import { LuaScript, NOW } from '../redis/lua-script.js';
 
 /**
@@ -54,7 +54,7 @@ end
 `;
 
 /**
- * Lua defining `append(keys, argv)`, shared by {@link APPEND} and {@link APPEND_AND_SEND}:
+ * Lua defining `append(keys, argv)`, after `NOW`; shared by {@link APPEND} and {@link APPEND_AND_SEND}:
  * the record's XADD, the trim of its room to both bounds, its size in `R:sizes` and `R:bytes`,
  * its stamp in `R:written`, the pruning of expired rooms and the eviction of the least recently
  * written rooms past `maxRooms` or `maxHistoryBytes`, and the expiry. KEYS: stream, `R:sizes`,
@@ -126,9 +126,8 @@ local function append(keys, argv)
     -- A new stream: past the ids of an evicted one of this room in this very millisecond.
     local mark = redis.call('GET', evicted_id)
     if mark then
-      local clock = redis.call('TIME')
       local ms, seq = string.match(mark, '^(%d+)-(%d+)$')
-      if tonumber(ms) >= tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000) then
+      if tonumber(ms) >= now then
         next_id = ms .. '-' .. integer(tonumber(seq) + 1)
       end
     end
@@ -161,15 +160,14 @@ local function append(keys, argv)
   redis.call('HSET', sizes, room, integer(bytes))
 
   -- Stamps increase strictly, so appends in one microsecond keep their order too.
-  local clock = redis.call('TIME')
-  local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-  local stamp = now
+  local now_us = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+  local stamp = now_us
   local newest = redis.call('ZRANGE', written, -1, -1, 'WITHSCORES')
   if newest[2] and tonumber(newest[2]) >= stamp then stamp = tonumber(newest[2]) + 1 end
   redis.call('ZADD', written, integer(stamp), room)
   if ttl > 0 then
     -- Written to longer ago than the expiry (by Redis' clock): their history is gone already.
-    local cutoff = '(' .. integer(now - ttl * 1000)
+    local cutoff = '(' .. integer(now_us - ttl * 1000)
     local expired = redis.call('ZRANGEBYSCORE', written, '-inf', cutoff)
     for _, old in ipairs(expired) do
       total = total - (tonumber(redis.call('HGET', sizes, old)) or 0)
@@ -226,21 +224,17 @@ end
  * APPEND_FUNCTION). Returns `{id, records trimmed, rooms evicted}`; the id, `<ms>-<seq>`, is
  * unique and increasing within the stream.
  */
-export const APPEND = new LuaScript(`${APPEND_FUNCTION}
+export const APPEND = new LuaScript(`${NOW}${APPEND_FUNCTION}
 return append(KEYS, ARGV)
 `);
 
 /**
- * {@link APPEND}, then the channel layer's `group_send` of the chat message carrying the new id,
- * in one step. KEYS: APPEND's five, then the group's ordinary members (the layer's key). ARGV:
- * APPEND's nine, then the group's topic, the message's JSON up to its id and after it.
- * Returns `{id, the group's live ordinary members, records trimmed, rooms evicted}`. Being
- * atomic, it publishes a room's messages in id order whichever process appended them.
+ * {@link APPEND} as a channel layer's `GroupSendStep`: the record is appended and published to
+ * the room's group in one script, so a room's messages go out in id order whichever process
+ * appended them. KEYS and ARGV: APPEND's; returns APPEND's, and the message carries the id.
  */
-export const APPEND_AND_SEND = new LuaScript(`${APPEND_FUNCTION}${GROUP_SEND_FUNCTION}
-local appended = append(KEYS, ARGV)
-local id = appended[1]
-return {id, group_send(KEYS[6], ARGV[10], ARGV[11] .. id .. ARGV[12]), appended[2], appended[3]}
+export const APPEND_AND_SEND = new GroupSendStep(`${APPEND_FUNCTION}
+local step = append
 `);
 
 /**

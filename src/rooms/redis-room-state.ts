@@ -1,7 +1,6 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { ChannelLayer } from '../channel-layer/channel-layer.js';
 import { ChannelLayerClosed } from '../channel-layer/channel-layer.errors.js';
-import { toJson } from '../channel-layer/frozen-message.js';
 import { RedisChannelLayer } from '../channel-layer/redis-channel-layer.js';
 import { positiveSeconds } from '../channel-layer/channel-names.js';
 import { LuaScript } from '../redis/lua-script.js';
@@ -108,8 +107,8 @@ type Dropped = [trimmed: number, evicted: number];
  * - While Redis is unreachable, operations reject promptly with `ChannelLayerUnavailable`.
  *
  * Cross-process order: the gateway calls `appendAndSend`, which on a `RedisChannelLayer` is one
- * script on one Redis: it appends (Redis picks the id) and publishes the chat message on the
- * room's group at once, so every receiver, on every process, gets a room's messages in id order,
+ * script on one Redis (the append as the layer's `groupSendWith` step, `APPEND_AND_SEND`): it
+ * appends (Redis picks the id) and publishes the chat message on the room's group at once, so every receiver, on every process, gets a room's messages in id order,
  * and resuming from the last id seen loses nothing. One round trip per message, not two.
  * It falls back to the two steps (append, then `groupSend`) when one script cannot do both:
  * the layer is not a `RedisChannelLayer`, overrides `groupSend`, or seals payloads
@@ -208,9 +207,9 @@ export class RedisRoomState extends RoomState {
   }
 
   /**
-   * One script on the room's Redis when `layer` allows it (see the class comment): appends the
-   * record and publishes it to the room's group, exactly as `groupSend({ ...record, type })`
-   * would; otherwise the two steps.
+   * One script when `layer` can run the append in its `groupSendWith` (see the class comment):
+   * appends the record and publishes it to the room's group, as `groupSend({ ...record, type })`
+   * would, at once; otherwise the two steps.
    */
   override async appendAndSend(
     room: string,
@@ -219,26 +218,28 @@ export class RedisRoomState extends RoomState {
     type: string,
   ): Promise<ChatRecord> {
     this.assertOpen();
-    const shard = this.shardOf(room);
-    const route = layer instanceof RedisChannelLayer ? layer.groupSendRoute(room) : undefined;
-    if (route === undefined || route.server !== shard.server) {
-      return super.appendAndSend(room, message, layer, type);
+    if (layer instanceof RedisChannelLayer) {
+      const ts = this.now();
+      const { user } = message;
+      // The step fills in the id: Redis picks it as it appends.
+      const sent = (await layer.groupSendWith(
+        room,
+        { type, message: message.message, room, user, id: '', ts },
+        {
+          step: APPEND_AND_SEND,
+          server: this.shardOf(room).server,
+          keys: this.appendKeys(room),
+          args: this.appendArgs(room, message, ts),
+          field: 'id',
+        },
+      )) as [string, ...Dropped] | undefined;
+      if (sent) {
+        const [id, ...dropped] = sent;
+        this.count(dropped);
+        return { type: 'chat', message: message.message, room, user, id, ts };
+      }
     }
-    const ts = this.now();
-    // What groupSend would send, with the id left empty: the script puts the id in. Only `ts`
-    // (a number) follows the id, so the last `"id":""` is the field's.
-    const draft = toJson({ type, message: message.message, room, user: message.user, id: '', ts });
-    const at = draft.lastIndexOf('"id":""') + '"id":"'.length;
-    const head = draft.slice(0, at);
-    const tail = draft.slice(at);
-    const [id, members, ...dropped] = (await shard.run(
-      APPEND_AND_SEND,
-      [...this.appendKeys(room), route.membersKey],
-      [...this.appendArgs(room, message, ts), route.topic, head, tail],
-    )) as [string, string[], ...Dropped];
-    this.count(dropped);
-    await route.pushToMembers(members, head + id + tail);
-    return { type: 'chat', message: message.message, room, user: message.user, id, ts };
+    return super.appendAndSend(room, message, layer, type);
   }
 
   async history(room: string, since?: string): Promise<ChatRecord[]> {

@@ -1,0 +1,42 @@
+import { GROUP_SEND_FUNCTION } from './redis-scripts.js';
+import { LuaScript, NOW } from '../redis/lua-script.js';
+
+/**
+ * Lua that `RedisChannelLayer.groupSendWith` runs in the same script as a `groupSend`, before the
+ * publish: the step's writes and the publish happen at once, with no other command of any process
+ * between them. `RedisRoomState` appends a chat record this way, so every receiver gets a room's
+ * records in id order whichever process sent them.
+ *
+ * The Lua defines `step(keys, argv)`, which returns a list whose first item is a string needing no
+ * JSON escaping: the value of the message's field that the step fills in (the record's id). It
+ * may use `now`, Redis' clock in ms. KEYS and ARGV start with the step's own keys and args; the
+ * layer's follow them.
+ */
+export class GroupSendStep {
+  /** The whole script: the clock, the step, the layer's send, and what joins them. */
+  readonly script: LuaScript;
+
+  constructor(lua: string) {
+    // The layer's KEYS and ARGV come last: the group's members key; its topic, then the
+    // message's JSON before and after the field's value.
+    this.script = new LuaScript(`${NOW}${lua}${GROUP_SEND_FUNCTION}
+local done = step(KEYS, ARGV)
+local n = #ARGV
+return {group_send(KEYS[#KEYS], ARGV[n - 2], ARGV[n - 1] .. done[1] .. ARGV[n]), done}
+`);
+  }
+}
+
+/** One run of a {@link GroupSendStep}, as `RedisChannelLayer.groupSendWith` takes it. */
+export interface GroupSendStepCall {
+  readonly step: GroupSendStep;
+  /**
+   * The Redis server and database holding `keys` (`host:port/db`, as the caller's connection is
+   * configured): the step runs with the group's keys, so only where those live too.
+   */
+  readonly server: string;
+  readonly keys: readonly string[];
+  readonly args: ReadonlyArray<string | number>;
+  /** The message's top-level field that carries the step's first result. */
+  readonly field: string;
+}
