@@ -1,82 +1,19 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { ChannelLayer } from '../channel-layer/channel-layer.js';
 import { ChannelLayerClosed } from '../channel-layer/channel-layer.errors.js';
-import { RedisChannelLayer } from '../channel-layer/redis-channel-layer.js';
 import { positiveSeconds } from '../channel-layer/channel-names.js';
-import { LuaScript } from '../redis/lua-script.js';
-import { RedisHost, RedisShard } from '../redis/redis-shard.js';
-import { DEFAULT_REDIS_HOSTS, RedisShards, keyPrefix } from '../redis/redis-shards.js';
-import { RoomStateOptions } from './in-memory-room-state.js';
-import { ChatRecord, RoomState, RoomStateStats, RoomSummary, recordBytes } from './room-state.js';
-import {
-  APPEND,
-  APPEND_AND_SEND,
-  BUSIEST,
-  HEARTBEAT,
-  JOIN,
-  LEAVE,
-  RESYNC,
-  SWEEP,
-} from './redis-room-scripts.js';
 import { randomName } from '../channel-layer/random-name.js';
-import { errorText } from '../error-text.js';
+import { RedisChannelLayer } from '../channel-layer/redis-channel-layer.js';
+import { DEFAULT_REDIS_HOSTS, RedisShards, keyPrefix } from '../redis/redis-shards.js';
+import { APPEND, APPEND_AND_SEND } from './redis-history-scripts.js';
+import { RedisPresence } from './redis-presence.js';
+import { RoomKeys } from './redis-room-keys.js';
+import { REDIS_ROOM_STATE_OPTIONS } from './redis-room-state.options.js';
+import type { RedisRoomStateOptions } from './redis-room-state.options.js';
+import { ChatRecord, RoomState, RoomStateStats, RoomSummary, recordBytes } from './room-state.js';
 
-/**
- * Options of {@link RedisRoomState}: the shared ones plus where and how it keeps rooms in Redis.
- * `historyLimit` and `historyBytes` bound each room; `maxRooms` and `maxHistoryBytes` bound the
- * rooms with history and their bytes in all on each shard (each Redis of `hosts`).
- */
-export interface RedisRoomStateOptions extends RoomStateOptions {
-  /**
-   * The Redis host(s): a URL, several URLs separated by commas or spaces, or a list of URLs,
-   * ioredis options or ioredis clients. With several, rooms are spread over them by the layer's
-   * stable hash of their name; every process must list the same hosts in the same order.
-   * Clients you pass stay yours: `close()` leaves them open. Redis 6.2 or later.
-   * @default 'redis://127.0.0.1:6379'
-   */
-  hosts?: string | ReadonlyArray<RedisHost>;
-  /**
-   * Prefix of every key; the store's keys are under `<prefix>:rooms:`. The same prefix as the
-   * channel layer's keeps one app's keys together (the layer's `flush()` then clears rooms too).
-   * @default 'asgi'
-   */
-  prefix?: string;
-  /**
-   * Milliseconds an operation may wait for Redis (a reply, or the first connection) before it
-   * rejects with `ChannelLayerUnavailable`; while Redis is known to be down, at once.
-   * @default 1000
-   */
-  timeout?: number;
-  /**
-   * Seconds a room's history outlives its last message; each message restarts the count.
-   * @default 604800 (a week)
-   */
-  historyExpiry?: number;
-  /**
-   * Seconds between this process's heartbeats.
-   * @default 5
-   */
-  heartbeatInterval?: number;
-  /**
-   * Seconds after its last heartbeat that a process counts as gone, and its members are dropped
-   * from presence by the next sweep of any live process. Longer than `heartbeatInterval`; with
-   * the defaults a process that dies is out of presence within 25 s.
-   * @default 20
-   */
-  presenceTimeout?: number;
-  /**
-   * Seconds between sweeps for processes that went away without leaving.
-   * @default 5
-   */
-  sweepInterval?: number;
-}
+export * from './redis-room-state.options.js';
 
-/** DI token for {@link RedisRoomStateOptions}, when the store is built by Nest. */
-export const REDIS_ROOM_STATE_OPTIONS = Symbol('REDIS_ROOM_STATE_OPTIONS');
-
-/** Rooms one sweep visits per script call, and calls per sweep: bounded work per tick. */
-const SWEEP_ROOMS = 100;
-const SWEEP_ROUNDS = 10;
 /** Stream entries as ioredis returns them: `[id, [field, value, ...]]`. */
 type StreamEntry = [string, string[]];
 /** What APPEND and APPEND_AND_SEND report besides the id: records trimmed, rooms evicted. */
@@ -108,8 +45,9 @@ type Dropped = [trimmed: number, evicted: number];
  *
  * Cross-process order: the gateway calls `appendAndSend`, which on a `RedisChannelLayer` is one
  * script on one Redis (the append as the layer's `groupSendWith` step, `APPEND_AND_SEND`): it
- * appends (Redis picks the id) and publishes the chat message on the room's group at once, so every receiver, on every process, gets a room's messages in id order,
- * and resuming from the last id seen loses nothing. One round trip per message, not two.
+ * appends (Redis picks the id) and publishes the chat message on the room's group at once, so
+ * every receiver, on every process, gets a room's messages in id order, and resuming from the
+ * last id seen loses nothing.
  * It falls back to the two steps (append, then `groupSend`) when one script cannot do both:
  * the layer is not a `RedisChannelLayer`, overrides `groupSend`, or seals payloads
  * (`symmetricEncryptionKeys`); or the room's stream and the group's keys are on different
@@ -132,18 +70,10 @@ export class RedisRoomState extends RoomState {
   private readonly maxRooms: number;
   private readonly maxBytes: number;
   private readonly now: () => number;
-  private readonly root: string;
+  private readonly keys: RoomKeys;
   private readonly historyTtlMs: number;
-  private readonly presenceTimeoutMs: number;
   private readonly shards: RedisShards;
-  private readonly listeners: Array<(room: string) => void> = [];
-  /** This process's members, room → member → user: what it registers again after a loss. */
-  private readonly local = new Map<string, Map<string, string>>();
-  private readonly heartbeatTimer: NodeJS.Timeout;
-  private readonly sweepTimer: NodeJS.Timeout;
-  /** Shards with a heartbeat or resync in flight, so slow ones never pile up. */
-  private readonly beating = new Set<RedisShard>();
-  private sweeping = false;
+  private readonly presence: RedisPresence;
   private closing?: Promise<void>;
 
   constructor(@Optional() @Inject(REDIS_ROOM_STATE_OPTIONS) options: RedisRoomStateOptions = {}) {
@@ -165,14 +95,14 @@ export class RedisRoomState extends RoomState {
       throw new TypeError('maxHistoryBytes must be an integer >= 1');
     }
     this.now = options.clock ?? Date.now;
-    this.root = `${keyPrefix(options.prefix)}:rooms`;
+    this.keys = new RoomKeys(keyPrefix(options.prefix));
     this.historyTtlMs = Math.round(
       positiveSeconds(options.historyExpiry ?? 604_800, 'historyExpiry') * 1000,
     );
     const heartbeatMs = positiveSeconds(options.heartbeatInterval ?? 5, 'heartbeatInterval') * 1000;
-    this.presenceTimeoutMs =
+    const presenceTimeoutMs =
       positiveSeconds(options.presenceTimeout ?? 20, 'presenceTimeout') * 1000;
-    if (this.presenceTimeoutMs <= heartbeatMs) {
+    if (presenceTimeoutMs <= heartbeatMs) {
       throw new TypeError('presenceTimeout must be longer than heartbeatInterval');
     }
     const sweepMs = positiveSeconds(options.sweepInterval ?? 5, 'sweepInterval') * 1000;
@@ -182,26 +112,25 @@ export class RedisRoomState extends RoomState {
       timeout: options.timeout ?? 1000,
       owner: 'store',
       logger: this.logger,
-      events: {
-        // Redis may have lost our members, or kept some we left while it was away.
-        recovered: (shard) => void this.heartbeat(shard, true),
-      },
+      events: { recovered: (shard) => this.presence.recovered(shard) },
     });
-    for (const shard of this.shards.all) void this.heartbeat(shard);
-    this.heartbeatTimer = setInterval(() => {
-      for (const shard of this.shards.all) void this.heartbeat(shard);
-    }, heartbeatMs).unref();
-    this.sweepTimer = setInterval(() => void this.sweep(), sweepMs).unref();
+    this.presence = new RedisPresence({
+      nodeId: this.nodeId,
+      keys: this.keys,
+      shards: this.shards,
+      logger: this.logger,
+      heartbeatMs,
+      presenceTimeoutMs,
+      sweepMs,
+    });
   }
 
   async append(room: string, message: { message: string; user: string }): Promise<ChatRecord> {
     this.assertOpen();
     const ts = this.now();
-    const [id, ...dropped] = (await this.shardOf(room).run(
-      APPEND,
-      this.appendKeys(room),
-      this.appendArgs(room, message, ts),
-    )) as [string, ...Dropped];
+    const args = this.appendArgs(room, message, ts);
+    const reply = await this.shards.of(room).run(APPEND, this.keys.append(room), args);
+    const [id, ...dropped] = reply as [string, ...Dropped];
     this.count(dropped);
     return { type: 'chat', message: message.message, room, user: message.user, id, ts };
   }
@@ -227,8 +156,8 @@ export class RedisRoomState extends RoomState {
         { type, message: message.message, room, user, id: '', ts },
         {
           step: APPEND_AND_SEND,
-          server: this.shardOf(room).server,
-          keys: this.appendKeys(room),
+          server: this.shards.of(room).server,
+          keys: this.keys.append(room),
           args: this.appendArgs(room, message, ts),
           field: 'id',
         },
@@ -245,11 +174,13 @@ export class RedisRoomState extends RoomState {
   async history(room: string, since?: string): Promise<ChatRecord[]> {
     this.assertOpen();
     if (this.limit === 0) return [];
-    const key = this.historyKey(room);
+    const key = this.keys.history(room);
     // Newest first, so a stream left longer by an earlier, bigger limit still yields `limit`.
-    const entries = (await this.shardOf(room).command((client) =>
-      client.xrevrange(key, '+', since === undefined ? '-' : `(${since}`, 'COUNT', this.limit),
-    )) as StreamEntry[];
+    const entries = (await this.shards
+      .of(room)
+      .command((client) =>
+        client.xrevrange(key, '+', since === undefined ? '-' : `(${since}`, 'COUNT', this.limit),
+      )) as StreamEntry[];
     const records: ChatRecord[] = [];
     for (let i = entries.length - 1; i >= 0; i--) {
       const record = this.toRecord(room, entries[i]);
@@ -260,75 +191,26 @@ export class RedisRoomState extends RoomState {
 
   async join(room: string, member: string, user: string): Promise<void> {
     this.assertOpen();
-    let members = this.local.get(room);
-    if (!members) this.local.set(room, (members = new Map()));
-    members.set(member, user);
-    try {
-      await this.eval(this.shardOf(room), JOIN, this.presenceKeys(room), [
-        room,
-        this.field(member),
-        user,
-      ]);
-    } catch (error) {
-      // Not registered: don't bring it back on a resync. (A leave meanwhile already forgot it.)
-      if (members.get(member) === user) this.forget(room, member);
-      throw error;
-    }
+    await this.presence.join(room, member, user);
   }
 
   async leave(room: string, member: string): Promise<void> {
-    // Forget first: even if Redis is away now, a resync will not bring the member back.
-    this.forget(room, member);
-    // Sockets leave their rooms while the app shuts down; once closed, the sweep drops the rest.
-    if (this.closing) return;
-    await this.eval(this.shardOf(room), LEAVE, this.presenceKeys(room), [room, this.field(member)]);
+    await this.presence.leave(room, member);
   }
 
   async users(room: string): Promise<string[]> {
     this.assertOpen();
-    const names = await this.shardOf(room).command((client) =>
-      client.hvals(this.presenceKey(room)),
-    );
-    return [...new Set(names)].sort();
+    return this.presence.users(room);
   }
 
-  /**
-   * Reads only `R:active` (rooms with members) of each shard: all of it, or with `limit` each
-   * shard's busiest `limit` (O(log n + limit) there), merged into the busiest `limit` overall.
-   */
+  /** Reads only the rooms with members, of each shard; see `RoomState.rooms`. */
   async rooms(limit?: number): Promise<RoomSummary[]> {
     this.assertOpen();
-    if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 0)) {
-      throw new TypeError('limit must be an integer >= 0');
-    }
-    if (limit === 0) return [];
-    const replies = await Promise.all(
-      this.shards.all.map(
-        (shard) =>
-          (limit === undefined
-            ? shard.command((client) => client.zrange(this.activeKey(), 0, -1, 'WITHSCORES'))
-            : shard.run(BUSIEST, [this.activeKey()], [limit])) as Promise<string[]>,
-      ),
-    );
-    let summaries: RoomSummary[] = [];
-    for (const reply of replies) {
-      for (let i = 0; i < reply.length; i += 2) {
-        const members = Number(reply[i + 1]);
-        if (members > 0) summaries.push({ room: reply[i], members });
-      }
-    }
-    if (limit !== undefined && summaries.length > limit) {
-      // Ties go by name as each shard's sorted set orders them: room names are ASCII, so by code
-      // unit.
-      summaries = summaries
-        .sort((a, b) => b.members - a.members || (a.room < b.room ? -1 : a.room > b.room ? 1 : 0))
-        .slice(0, limit);
-    }
-    return summaries.sort((a, b) => a.room.localeCompare(b.room));
+    return this.presence.rooms(limit);
   }
 
   override onPresenceChange(listener: (room: string) => void): void {
-    this.listeners.push(listener);
+    this.presence.onChange(listener);
   }
 
   /**
@@ -337,8 +219,8 @@ export class RedisRoomState extends RoomState {
    */
   async flush(): Promise<void> {
     this.assertOpen();
-    this.local.clear();
-    await this.shards.deleteUnder(this.root);
+    this.presence.forgetAll();
+    await this.shards.deleteUnder(this.keys.root);
   }
 
   /**
@@ -351,129 +233,13 @@ export class RedisRoomState extends RoomState {
   }
 
   private async shutdown(): Promise<void> {
-    clearInterval(this.heartbeatTimer);
-    clearInterval(this.sweepTimer);
-    this.local.clear();
-    await Promise.all(
-      this.shards.all.map((shard) =>
-        // Best effort: with Redis away, the deadline simply runs out.
-        this.eval(shard, HEARTBEAT, [this.nodesKey(), this.indexKey()], [this.nodeId, 0]).catch(
-          () => undefined,
-        ),
-      ),
-    );
+    await this.presence.close();
     await this.shards.close();
   }
 
-  // --- heartbeat, resync, sweep ----------------------------------------------------------------
+  // --- records ---------------------------------------------------------------------------------
 
-  /**
-   * Renews this process's deadline on `shard`; registers its members again when Redis had
-   * counted it as gone, or when `resync` says Redis may disagree with what it should hold.
-   */
-  private async heartbeat(shard: RedisShard, resync = false): Promise<void> {
-    if (this.closing || (this.beating.has(shard) && !resync)) return;
-    this.beating.add(shard);
-    try {
-      const lost = await this.eval(
-        shard,
-        HEARTBEAT,
-        [this.nodesKey(), this.indexKey()],
-        [this.nodeId, this.presenceTimeoutMs],
-      );
-      if ((lost === 1 || resync) && !this.closing) await this.resync(shard);
-    } catch (error) {
-      this.logger.debug(`heartbeat on Redis ${shard.address} failed: ${errorText(error)}`);
-    } finally {
-      this.beating.delete(shard);
-    }
-  }
-
-  /** Makes every room of `shard` hold exactly this process's members there. */
-  private async resync(shard: RedisShard): Promise<void> {
-    // Rooms Redis still lists for this process (some it may have left meanwhile), and its own.
-    const known = await shard.command((client) => client.hkeys(this.indexKey()));
-    const rooms = new Set(known);
-    for (const room of this.local.keys()) if (this.shardOf(room) === shard) rooms.add(room);
-    for (const room of rooms) {
-      if (this.closing) return;
-      const args: string[] = [room, this.nodeId];
-      for (const [member, user] of this.local.get(room) ?? []) args.push(member, user);
-      const changed = await this.eval(shard, RESYNC, this.presenceKeys(room), args);
-      if (changed === 1) this.tell(room);
-    }
-    if (rooms.size > 0) {
-      this.logger.log(`registered this process's members in ${rooms.size} room(s) again`);
-    }
-  }
-
-  /** Drops the members of processes whose heartbeat ran out, a bounded number of rooms a time. */
-  private async sweep(): Promise<void> {
-    if (this.closing || this.sweeping) return;
-    this.sweeping = true;
-    try {
-      for (const shard of this.shards.all) {
-        for (let round = 0; round < SWEEP_ROUNDS && !this.closing; round++) {
-          const swept = (await this.eval(
-            shard,
-            SWEEP,
-            [this.nodesKey(), this.activeKey()],
-            [this.root, SWEEP_ROOMS, this.nodeId],
-          )) as [string, string[]] | null;
-          if (!swept) break;
-          const [node, rooms] = swept;
-          if (rooms.length > 0) {
-            this.logger.log(`dropped members of gone process ${node} from ${rooms.length} room(s)`);
-          }
-          for (const room of rooms) this.tell(room);
-        }
-      }
-    } catch (error) {
-      this.logger.debug(`presence sweep failed: ${errorText(error)}`);
-    } finally {
-      this.sweeping = false;
-    }
-  }
-
-  /**
-   * Runs a presence script with EVAL, not EVALSHA: a NOSCRIPT retry would send it again after
-   * later commands, and a join or resync overtaken by a leave would bring a member back. These are
-   * not the hot path; `append` uses EVALSHA.
-   */
-  private eval(
-    shard: RedisShard,
-    script: LuaScript,
-    keys: readonly string[],
-    args: ReadonlyArray<string | number>,
-  ): Promise<unknown> {
-    return shard.command((client) => client.eval(script.lua, keys.length, ...keys, ...args));
-  }
-
-  private tell(room: string): void {
-    for (const listener of this.listeners) {
-      try {
-        listener(room);
-      } catch (error) {
-        this.logger.error(`presence listener failed: ${errorText(error)}`);
-      }
-    }
-  }
-
-  // --- records, keys, shards -------------------------------------------------------------------
-
-  /** KEYS of APPEND, and the first of APPEND_AND_SEND. */
-  private appendKeys(room: string): string[] {
-    const root = this.root;
-    return [
-      this.historyKey(room),
-      `${root}:sizes`,
-      `${root}:bytes`,
-      `${root}:written`,
-      `${root}:evicted-id`,
-    ];
-  }
-
-  /** ARGV of APPEND, and the first of APPEND_AND_SEND. */
+  /** ARGV of APPEND and APPEND_AND_SEND. */
   private appendArgs(
     room: string,
     message: { message: string; user: string },
@@ -487,7 +253,7 @@ export class RedisRoomState extends RoomState {
       this.historyTtlMs,
       this.stored(message, ts),
       recordBytes(message),
-      this.root,
+      this.keys.root,
       room,
     ];
   }
@@ -511,44 +277,6 @@ export class RedisRoomState extends RoomState {
       this.logger.warn(`skipped history entry ${id} of ${room}: it could not be read`);
       return undefined;
     }
-  }
-
-  private forget(room: string, member: string): void {
-    const members = this.local.get(room);
-    if (members?.delete(member) && members.size === 0) this.local.delete(room);
-  }
-
-  private shardOf(room: string): RedisShard {
-    return this.shards.of(room);
-  }
-
-  private field(member: string): string {
-    return `${this.nodeId}:${member}`;
-  }
-
-  private historyKey(room: string): string {
-    return `${this.root}:h:${room}`;
-  }
-
-  private presenceKey(room: string): string {
-    return `${this.root}:p:${room}`;
-  }
-
-  /** KEYS of JOIN, LEAVE and RESYNC. */
-  private presenceKeys(room: string): string[] {
-    return [this.presenceKey(room), this.activeKey(), this.indexKey()];
-  }
-
-  private activeKey(): string {
-    return `${this.root}:active`;
-  }
-
-  private nodesKey(): string {
-    return `${this.root}:nodes`;
-  }
-
-  private indexKey(): string {
-    return `${this.root}:n:${this.nodeId}`;
   }
 
   private assertOpen(): void {
