@@ -1,3 +1,6 @@
+import { ChannelMessage } from './channel-layer.js';
+import { toJson } from './frozen-message.js';
+import { randomName } from './random-name.js';
 import { GROUP_SEND_FUNCTION } from './redis-scripts.js';
 import { LuaScript, NOW } from '../redis/lua-script.js';
 
@@ -39,4 +42,20 @@ export interface GroupSendStepCall {
   readonly args: ReadonlyArray<string | number>;
   /** The message's top-level field that carries the step's first result. */
   readonly field: string;
+}
+
+/**
+ * `message` as JSON, cut around the value of its string field `field`: the part up to the
+ * value's opening quote and the part from its closing quote. A random mark stands in for the
+ * value, so nothing else in the message can be taken for it.
+ */
+export function jsonAround(message: ChannelMessage, field: string): [head: string, tail: string] {
+  for (;;) {
+    const mark = randomName(16);
+    const json = toJson({ ...message, [field]: mark });
+    const at = json.indexOf(mark);
+    if (at !== -1 && json.lastIndexOf(mark) === at) {
+      return [json.slice(0, at), json.slice(at + mark.length)];
+    }
+  }
 }

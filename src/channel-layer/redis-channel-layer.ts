@@ -10,34 +10,19 @@ import {
   positiveSeconds,
 } from './channel-names.js';
 import { fromJson, toJson } from './frozen-message.js';
-import type { GroupSendStepCall } from './group-send-step.js';
+import { GroupSendStepCall, jsonAround } from './group-send-step.js';
 import { MessageCipher } from './message-crypto.js';
 import { REDIS_CHANNEL_LAYER_OPTIONS } from './redis-channel-layer.options.js';
 import type { RedisChannelLayerOptions } from './redis-channel-layer.options.js';
 import { Inbox } from './redis-inbox.js';
+import { LocalChannels } from './redis-local-channels.js';
 import { LocalGroup, LocalGroups } from './redis-local-groups.js';
-import { GROUP_ADD, GROUP_CHANNELS, GROUP_SEND, LayerKeys, PUSH, UNPOP } from './redis-scripts.js';
+import { GROUP_ADD, GROUP_CHANNELS, GROUP_SEND, LayerKeys, PUSH } from './redis-scripts.js';
 import { RedisShard } from '../redis/redis-shard.js';
 import { DEFAULT_REDIS_HOSTS, RedisShards, keyPrefix } from '../redis/redis-shards.js';
-import { randomName } from './random-name.js';
 
 export type { RedisHost } from '../redis/redis-shard.js';
 export * from './redis-channel-layer.options.js';
-
-/** A channel attached here. */
-interface Attachment {
-  readonly receiver: ChannelReceiver;
-  /** Messages that arrived while the channel's queue was being drained; null once live. */
-  backlog: ChannelMessage[] | null;
-  /** Settles when the backlog has been delivered. */
-  ready: Promise<void>;
-}
-
-/** A process-local message this process took from Redis (or got by fan-out), not yet received. */
-interface Buffered {
-  readonly message: ChannelMessage;
-  readonly expiresAt: number;
-}
 
 /**
  * The channel layer on Redis (channels_redis' `RedisChannelLayer`), for running one app as many
@@ -65,8 +50,7 @@ export class RedisChannelLayer extends BaseChannelLayer {
   private readonly shards: RedisShards;
   private readonly refreshMs: number;
 
-  private readonly attached = new Map<string, Attachment>();
-  private readonly buffered = new Map<string, Buffered[]>();
+  private readonly local: LocalChannels;
   private readonly inboxes = new Map<string, Inbox>();
   private readonly groups: LocalGroups;
   /** Subscribed pub/sub channel → what it feeds. */
@@ -101,13 +85,20 @@ export class RedisChannelLayer extends BaseChannelLayer {
         },
       },
     });
+    this.local = new LocalChannels({
+      expiryMs: this.expiryMs,
+      logger: this.logger,
+      capacityOf: (channel) => this.capacityOf(channel),
+      serveWaiting: (channel, message) =>
+        this.inboxes.get(nonLocalName(channel))?.receives.serve(channel, message) === true,
+    });
     this.groups = new LocalGroups({
       shards: this.shards,
       keys: this.keys,
       groupExpiryMs: this.groupExpiryMs,
       logger: this.logger,
       isClosed: () => this.closed,
-      isAttached: (channel) => this.attached.has(channel),
+      isAttached: (channel) => this.local.has(channel),
       route: (topic, group) => this.route(topic, group),
     });
 
@@ -121,12 +112,12 @@ export class RedisChannelLayer extends BaseChannelLayer {
     this.assertOpen();
     assertChannelName(channel);
     const json = toJson(message);
-    const attachment = this.attached.get(channel);
+    const attachment = this.local.get(channel);
     if (attachment) {
       // Attached here: deliver directly, so a refusal is a ChannelFull the sender sees. Wait for
       // messages queued before the attach first, to keep the order.
       if (attachment.backlog) await attachment.ready;
-      if (this.attached.get(channel) === attachment) {
+      if (this.local.get(channel) === attachment) {
         if (attachment.receiver(fromJson(json)) === false) throw new ChannelFull(channel);
         return;
       }
@@ -151,7 +142,7 @@ export class RedisChannelLayer extends BaseChannelLayer {
   async receive(channel: string, options: ReceiveOptions = {}): Promise<ChannelMessage> {
     this.assertReceivable(channel, options.signal);
     return (
-      this.takeBuffered(channel) ??
+      this.local.take(channel) ??
       this.inboxOf(nonLocalName(channel)).receive(channel, options.signal)
     );
   }
@@ -206,7 +197,7 @@ export class RedisChannelLayer extends BaseChannelLayer {
     // Attached members are alive even if a refresh is late.
     const all = new Set(live);
     for (const member of local.members.values()) {
-      if (this.attached.has(member.channel)) all.add(member.channel);
+      if (this.local.has(member.channel)) all.add(member.channel);
     }
     return [...all];
   }
@@ -258,26 +249,13 @@ export class RedisChannelLayer extends BaseChannelLayer {
 
   attach(channel: string, receiver: ChannelReceiver): () => void {
     this.assertAttachable(channel);
-    const backlog: ChannelMessage[] = [];
-    for (let next = this.takeBuffered(channel); next; next = this.takeBuffered(channel)) {
-      backlog.push(next);
-    }
-    const attachment: Attachment = { receiver, backlog, ready: Promise.resolve() };
-    this.attached.set(channel, attachment);
-    const inbox = this.inboxOf(nonLocalName(channel));
-    const release = inbox.attach();
-    attachment.ready = this.catchUp(channel, inbox, attachment);
-    return () => {
-      if (this.attached.get(channel) !== attachment) return;
-      this.attached.delete(channel);
-      release();
-    };
+    return this.local.attach(channel, receiver, this.inboxOf(nonLocalName(channel)));
   }
 
   async flush(): Promise<void> {
     this.assertOpen();
     await this.shards.deleteUnder(this.prefix);
-    this.buffered.clear();
+    this.local.clear();
     this.groups.dropAll();
   }
 
@@ -295,15 +273,14 @@ export class RedisChannelLayer extends BaseChannelLayer {
     this.inboxes.clear();
     const error = new ChannelLayerClosed();
     for (const inbox of inboxes) inbox.receives.fail(error);
-    this.attached.clear();
-    this.buffered.clear();
+    this.local.clear(true);
     this.groups.clear();
     this.topics.clear();
     await this.shards.close();
   }
 
   protected isAttached(channel: string): boolean {
-    return this.attached.has(channel);
+    return this.local.has(channel);
   }
 
   protected isReceiving(channel: string): boolean {
@@ -325,84 +302,20 @@ export class RedisChannelLayer extends BaseChannelLayer {
     if (message === undefined) return;
     const now = Date.now();
     for (const member of group.members.values()) {
-      const attachment = this.attached.get(member.channel);
+      const attachment = this.local.get(member.channel);
       if (attachment !== undefined) {
         if (attachment.backlog !== null) attachment.backlog.push(message);
-        else if (!this.deliver(attachment, message)) this.stats.groupSendSkippedFull++;
+        else if (!this.local.deliver(attachment, message)) this.stats.groupSendSkippedFull++;
       } else if (member.expiresAt <= now) {
         group.members.delete(member.channel);
-      } else if (!this.offer(member.channel, message, now + this.expiryMs)) {
+      } else if (!this.local.offer(member.channel, message, now + this.expiryMs)) {
         this.stats.groupSendSkippedFull++;
       }
     }
     if (group.members.size === 0) this.groups.drop(group);
   }
 
-  /** Calls a receiver from a Redis event, where a throw would have no caller to reach. */
-  private deliver(attachment: Attachment, message: ChannelMessage): boolean {
-    try {
-      return attachment.receiver(message) !== false;
-    } catch (error) {
-      this.logger.error(`a channel receiver threw: ${String(error)}`);
-      return true;
-    }
-  }
-
-  /** Hands a message to a waiting receive, or keeps it for the next one. False when full. */
-  private offer(channel: string, message: ChannelMessage, expiresAt: number): boolean {
-    if (this.inboxes.get(nonLocalName(channel))?.receives.serve(channel, message)) return true;
-    let kept = this.buffered.get(channel);
-    if (!kept) this.buffered.set(channel, (kept = []));
-    if (kept.length >= this.capacityOf(channel)) return false;
-    kept.push({ message, expiresAt });
-    return true;
-  }
-
   // --- queues ----------------------------------------------------------------------------------
-
-  /** Hands out what a POP took from `inbox`'s queue. */
-  private dispatch(inbox: Inbox, entries: readonly string[]): void {
-    let unclaimed: string[] | null = null;
-    for (const entry of entries) {
-      const first = entry.indexOf(':');
-      const second = entry.indexOf(':', first + 1);
-      const channel = inbox.processLocal ? inbox.name + entry.slice(first + 1, second) : inbox.name;
-      const message = this.open(entry.slice(second + 1));
-      if (message === undefined) continue;
-      const attachment = this.attached.get(channel);
-      if (attachment !== undefined) {
-        if (attachment.backlog !== null) attachment.backlog.push(message);
-        else this.deliver(attachment, message);
-      } else if (inbox.processLocal) {
-        this.offer(channel, message, Number(entry.slice(0, first)));
-      } else if (!inbox.receives.serve(channel, message)) {
-        // Its receive was aborted meanwhile. Give the message back to the queue, where another
-        // process may be waiting for it.
-        (unclaimed ??= []).push(entry);
-      }
-    }
-    if (unclaimed) {
-      inbox.shard
-        .run(UNPOP, [inbox.key], [inbox.topic, ...unclaimed])
-        .catch((error: unknown) =>
-          this.logger.warn(`lost ${unclaimed.length} message(s): ${String(error)}`),
-        );
-    }
-  }
-
-  private async catchUp(channel: string, inbox: Inbox, attachment: Attachment): Promise<void> {
-    await inbox.drain();
-    const backlog = attachment.backlog ?? [];
-    attachment.backlog = null;
-    if (this.attached.get(channel) !== attachment) {
-      // Detached meanwhile: keep them for a later receive or attach.
-      const expiresAt = Date.now() + this.expiryMs;
-      if (inbox.processLocal)
-        for (const message of backlog) this.offer(channel, message, expiresAt);
-      return;
-    }
-    for (const message of backlog) this.deliver(attachment, message);
-  }
 
   private onInboxSignal(inbox: Inbox, signal: string): void {
     if (signal === 'w') {
@@ -427,7 +340,9 @@ export class RedisChannelLayer extends BaseChannelLayer {
     if (!inbox) {
       inbox = new Inbox(name, this.shards.of(name), this.keys, {
         isClosed: () => this.closed,
-        dispatch: (from, entries) => this.dispatch(from, entries),
+        local: this.local,
+        logger: this.logger,
+        open: (payload) => this.open(payload),
         settle: (idle) => this.settle(idle),
         route: (topic, to) => this.route(topic, to),
       });
@@ -446,19 +361,6 @@ export class RedisChannelLayer extends BaseChannelLayer {
   private route(topic: string, target: LocalGroup | Inbox | undefined): void {
     if (target) this.topics.set(topic, target);
     else this.topics.delete(topic);
-  }
-
-  private takeBuffered(channel: string): ChannelMessage | undefined {
-    const kept = this.buffered.get(channel);
-    if (!kept) return undefined;
-    const now = Date.now();
-    let found: ChannelMessage | undefined;
-    while (kept.length > 0 && !found) {
-      const head = kept.shift() as Buffered;
-      if (head.expiresAt > now) found = head.message;
-    }
-    if (kept.length === 0) this.buffered.delete(channel);
-    return found;
   }
 
   /** Pushes one payload to ordinary members' queues: one script per shard holding some. */
@@ -482,7 +384,7 @@ export class RedisChannelLayer extends BaseChannelLayer {
   /** Ours to fan out to: made by this layer's `newChannel`, or attached here. */
   private isLocal(channel: string): boolean {
     if (!channel.includes('!')) return false;
-    return this.attached.has(channel) || this.inboxes.get(nonLocalName(channel))?.isOwned === true;
+    return this.local.has(channel) || this.inboxes.get(nonLocalName(channel))?.isOwned === true;
   }
 
   private async notifyOwner(op: 'a' | 'd', group: string, channel: string): Promise<void> {
@@ -499,10 +401,7 @@ export class RedisChannelLayer extends BaseChannelLayer {
 
   private tick(): void {
     const now = Date.now();
-    for (const [channel, kept] of this.buffered) {
-      while (kept.length > 0 && kept[0].expiresAt <= now) kept.shift();
-      if (kept.length === 0) this.buffered.delete(channel);
-    }
+    this.local.sweep(now);
     this.groups.expire(now);
     if (now >= this.nextRefresh) {
       this.nextRefresh = now + this.refreshMs;
@@ -523,22 +422,6 @@ export class RedisChannelLayer extends BaseChannelLayer {
     } catch (error) {
       this.logger.warn(`dropped a message that could not be read: ${String(error)}`);
       return undefined;
-    }
-  }
-}
-
-/**
- * `message` as JSON, cut around the value of its string field `field`: the part up to the
- * value's opening quote and the part from its closing quote. A random mark stands in for the
- * value, so nothing else in the message can be taken for it.
- */
-function jsonAround(message: ChannelMessage, field: string): [head: string, tail: string] {
-  for (;;) {
-    const mark = randomName(16);
-    const json = toJson({ ...message, [field]: mark });
-    const at = json.indexOf(mark);
-    if (at !== -1 && json.lastIndexOf(mark) === at) {
-      return [json.slice(0, at), json.slice(at + mark.length)];
     }
   }
 }

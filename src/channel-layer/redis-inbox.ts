@@ -1,5 +1,7 @@
+import { Logger } from '@nestjs/common';
 import { ChannelMessage } from './channel-layer.js';
-import { LayerKeys, POP } from './redis-scripts.js';
+import type { LocalChannels } from './redis-local-channels.js';
+import { LayerKeys, POP, UNPOP } from './redis-scripts.js';
 import { WaitingReceives } from './waiting-receives.js';
 import { RedisShard } from '../redis/redis-shard.js';
 
@@ -9,8 +11,11 @@ const BATCH = 100;
 /** What an inbox needs from its layer. */
 export interface InboxHost {
   isClosed(): boolean;
-  /** Hands out the entries a POP took from the inbox's queue. */
-  dispatch(inbox: Inbox, entries: readonly string[]): void;
+  /** Where the messages of channels attached here, and held ones, go. */
+  readonly local: LocalChannels;
+  readonly logger: Logger;
+  /** The message in a payload from Redis; undefined (and logged) if it can't be read. */
+  open(payload: string): ChannelMessage | undefined;
   /** Called when the inbox may have become idle, so the layer may forget it. */
   settle(inbox: Inbox): void;
   /** Routes the messages of `topic` to the inbox, or stops (`undefined`). */
@@ -134,7 +139,7 @@ export class Inbox {
         const entries = (await this.shard.run(POP, [this.key], [want])) as string[];
         if (this.host.isClosed()) return;
         this.pops++;
-        this.host.dispatch(this, entries);
+        this.dispatch(entries);
         if (entries.length === want || this.again) continue;
         // Empty. Subscribe, then look once more: a send between our pop and the subscription
         // woke nobody.
@@ -150,6 +155,36 @@ export class Inbox {
       // those already waiting on a checked queue keep waiting through an outage.
       const pops = this.pops;
       this.receives.fail(error, (since) => since === pops);
+    }
+  }
+
+  /** Hands out what a POP took: to attached channels, held, or to waiting receives. */
+  private dispatch(entries: readonly string[]): void {
+    let unclaimed: string[] | null = null;
+    for (const entry of entries) {
+      const first = entry.indexOf(':');
+      const second = entry.indexOf(':', first + 1);
+      const channel = this.processLocal ? this.name + entry.slice(first + 1, second) : this.name;
+      const message = this.host.open(entry.slice(second + 1));
+      if (message === undefined) continue;
+      const attachment = this.host.local.get(channel);
+      if (attachment !== undefined) {
+        if (attachment.backlog !== null) attachment.backlog.push(message);
+        else this.host.local.deliver(attachment, message);
+      } else if (this.processLocal) {
+        this.host.local.offer(channel, message, Number(entry.slice(0, first)));
+      } else if (!this.receives.serve(channel, message)) {
+        // Its receive was aborted meanwhile. Give the message back to the queue, where another
+        // process may be waiting for it.
+        (unclaimed ??= []).push(entry);
+      }
+    }
+    if (unclaimed) {
+      this.shard
+        .run(UNPOP, [this.key], [this.topic, ...unclaimed])
+        .catch((error: unknown) =>
+          this.host.logger.warn(`lost ${unclaimed.length} message(s): ${String(error)}`),
+        );
     }
   }
 
