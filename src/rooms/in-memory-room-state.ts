@@ -6,39 +6,9 @@ import {
   compareRecordIds,
   recordBytes,
 } from './room-state.js';
+import { HistoryBounds, RoomStateOptions, historyBounds } from './room-state.options.js';
 
-/** Options of the room stores. */
-export interface RoomStateOptions {
-  /**
-   * Records kept per room.
-   * @default 50
-   */
-  historyLimit?: number;
-  /**
-   * Bytes of history kept per room (`recordBytes` of each record): the oldest records go
-   * while a room holds more; the newest is always kept.
-   * @default 262144 (256 KiB)
-   */
-  historyBytes?: number;
-  /**
-   * Rooms whose history is kept (on Redis: per shard); past it, the history of the room least
-   * recently appended to is deleted. Presence is not evicted.
-   * @default 10000
-   */
-  maxRooms?: number;
-  /**
-   * Bytes of history kept over all rooms (`recordBytes`; on Redis: per shard); past it, the
-   * history of the rooms least recently appended to is deleted until within it, the room just
-   * appended to last. Presence is not evicted.
-   * @default 67108864 (64 MiB)
-   */
-  maxHistoryBytes?: number;
-  /**
-   * Milliseconds since the epoch; swap it in tests.
-   * @default Date.now
-   */
-  clock?: () => number;
-}
+export type { RoomStateOptions } from './room-state.options.js';
 
 /** A room's history, oldest first, and what it counts for (`recordBytes`). */
 interface History {
@@ -53,10 +23,7 @@ interface History {
  */
 export class InMemoryRoomState extends RoomState {
   override readonly stats: RoomStateStats = { historyRoomsEvicted: 0, historyRecordsTrimmed: 0 };
-  private readonly limit: number;
-  private readonly roomBytes: number;
-  private readonly maxRooms: number;
-  private readonly maxBytes: number;
+  private readonly bounds: HistoryBounds;
   private readonly now: () => number;
   /** Least recently appended to first: an append moves its room to the end. */
   private readonly histories = new Map<string, History>();
@@ -69,10 +36,7 @@ export class InMemoryRoomState extends RoomState {
 
   constructor(options: RoomStateOptions = {}) {
     super();
-    this.limit = atLeast(options.historyLimit ?? 50, 0, 'historyLimit');
-    this.roomBytes = atLeast(options.historyBytes ?? 256 * 1024, 1, 'historyBytes');
-    this.maxRooms = atLeast(options.maxRooms ?? 10_000, 1, 'maxRooms');
-    this.maxBytes = atLeast(options.maxHistoryBytes ?? 64 * 1024 * 1024, 1, 'maxHistoryBytes');
+    this.bounds = historyBounds(options);
     this.now = options.clock ?? Date.now;
   }
 
@@ -98,7 +62,7 @@ export class InMemoryRoomState extends RoomState {
       id: `${this.lastMs}-${this.seq}`,
       ts,
     };
-    if (this.limit > 0) this.keep(room, record);
+    if (this.bounds.limit > 0) this.keep(room, record);
     return record;
   }
 
@@ -153,7 +117,8 @@ export class InMemoryRoomState extends RoomState {
     history.bytes += size;
     this.totalBytes += size;
     const { records } = history;
-    while (records.length > 1 && (records.length > this.limit || history.bytes > this.roomBytes)) {
+    const { limit, roomBytes, maxRooms, maxBytes } = this.bounds;
+    while (records.length > 1 && (records.length > limit || history.bytes > roomBytes)) {
       const dropped = recordBytes(records.shift() as ChatRecord);
       history.bytes -= dropped;
       this.totalBytes -= dropped;
@@ -161,7 +126,7 @@ export class InMemoryRoomState extends RoomState {
     }
     // The room just written to is the newest, so it goes last, and only if it alone is too big.
     for (const [name, oldest] of this.histories) {
-      if (this.histories.size <= this.maxRooms && this.totalBytes <= this.maxBytes) break;
+      if (this.histories.size <= maxRooms && this.totalBytes <= maxBytes) break;
       this.histories.delete(name);
       this.totalBytes -= oldest.bytes;
       this.stats.historyRoomsEvicted++;
@@ -171,11 +136,4 @@ export class InMemoryRoomState extends RoomState {
 
 function byName(a: RoomSummary, b: RoomSummary): number {
   return a.room.localeCompare(b.room);
-}
-
-function atLeast(value: number, min: number, name: string): number {
-  if (!Number.isInteger(value) || value < min) {
-    throw new TypeError(`${name} must be an integer >= ${min}`);
-  }
-  return value;
 }

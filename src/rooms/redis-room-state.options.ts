@@ -1,5 +1,5 @@
 import type { RedisHost } from '../redis/redis-shard.js';
-import type { RoomStateOptions } from './in-memory-room-state.js';
+import type { RoomStateOptions } from './room-state.options.js';
 
 /**
  * Options of `RedisRoomState`: the shared ones plus where and how it keeps rooms in Redis.

@@ -11,6 +11,7 @@ import { RoomKeys } from './redis-room-keys.js';
 import { REDIS_ROOM_STATE_OPTIONS } from './redis-room-state.options.js';
 import type { RedisRoomStateOptions } from './redis-room-state.options.js';
 import { ChatRecord, RoomState, RoomStateStats, RoomSummary, recordBytes } from './room-state.js';
+import { HistoryBounds, historyBounds } from './room-state.options.js';
 
 export * from './redis-room-state.options.js';
 
@@ -65,10 +66,7 @@ export class RedisRoomState extends RoomState {
   override readonly stats: RoomStateStats = { historyRoomsEvicted: 0, historyRecordsTrimmed: 0 };
 
   private readonly logger = new Logger(RedisRoomState.name);
-  private readonly limit: number;
-  private readonly roomBytes: number;
-  private readonly maxRooms: number;
-  private readonly maxBytes: number;
+  private readonly bounds: HistoryBounds;
   private readonly now: () => number;
   private readonly keys: RoomKeys;
   private readonly historyTtlMs: number;
@@ -78,22 +76,7 @@ export class RedisRoomState extends RoomState {
 
   constructor(@Optional() @Inject(REDIS_ROOM_STATE_OPTIONS) options: RedisRoomStateOptions = {}) {
     super();
-    this.limit = options.historyLimit ?? 50;
-    if (!Number.isInteger(this.limit) || this.limit < 0) {
-      throw new TypeError('historyLimit must be an integer >= 0');
-    }
-    this.roomBytes = options.historyBytes ?? 262_144;
-    if (!Number.isSafeInteger(this.roomBytes) || this.roomBytes < 0) {
-      throw new TypeError('historyBytes must be an integer >= 0');
-    }
-    this.maxRooms = options.maxRooms ?? 10_000;
-    if (!Number.isSafeInteger(this.maxRooms) || this.maxRooms < 1) {
-      throw new TypeError('maxRooms must be an integer >= 1');
-    }
-    this.maxBytes = options.maxHistoryBytes ?? 67_108_864;
-    if (!Number.isSafeInteger(this.maxBytes) || this.maxBytes < 1) {
-      throw new TypeError('maxHistoryBytes must be an integer >= 1');
-    }
+    this.bounds = historyBounds(options);
     this.now = options.clock ?? Date.now;
     this.keys = new RoomKeys(keyPrefix(options.prefix));
     this.historyTtlMs = Math.round(
@@ -173,13 +156,14 @@ export class RedisRoomState extends RoomState {
 
   async history(room: string, since?: string): Promise<ChatRecord[]> {
     this.assertOpen();
-    if (this.limit === 0) return [];
+    const { limit } = this.bounds;
+    if (limit === 0) return [];
     const key = this.keys.history(room);
     // Newest first, so a stream left longer by an earlier, bigger limit still yields `limit`.
     const entries = (await this.shards
       .of(room)
       .command((client) =>
-        client.xrevrange(key, '+', since === undefined ? '-' : `(${since}`, 'COUNT', this.limit),
+        client.xrevrange(key, '+', since === undefined ? '-' : `(${since}`, 'COUNT', limit),
       )) as StreamEntry[];
     const records: ChatRecord[] = [];
     for (let i = entries.length - 1; i >= 0; i--) {
@@ -246,10 +230,10 @@ export class RedisRoomState extends RoomState {
     ts: number,
   ): Array<string | number> {
     return [
-      this.limit,
-      this.roomBytes,
-      this.maxRooms,
-      this.maxBytes,
+      this.bounds.limit,
+      this.bounds.roomBytes,
+      this.bounds.maxRooms,
+      this.bounds.maxBytes,
       this.historyTtlMs,
       this.stored(message, ts),
       recordBytes(message),
