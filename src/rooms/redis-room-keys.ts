@@ -39,7 +39,7 @@
  * Scripts declare the keys they are given in KEYS. The append's eviction and the sweep and
  * resync scripts reach keys they compute from `R` (`R:h:<room>`, `R:hb:<room>`, `R:p:<room>`):
  * fine on a plain Redis, which is what the store shards over; on Redis Cluster every key of a
- * prefix would need one hash tag, which is issue 20's.
+ * prefix would need one hash tag, which this store does not do yet.
  */
 export class RoomKeys {
   /** `R`, the root of every key of the store: `<prefix>:rooms`. */
