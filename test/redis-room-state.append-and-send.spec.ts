@@ -197,8 +197,8 @@ describeWithRedis('RedisRoomState.appendAndSend across processes', () => {
     const perProcess = 300;
     const receivers = await Promise.all(processes.map(({ layer }) => receiverIn(layer, 'r')));
     // Both processes send, none waiting for the other or for its own previous message, a message
-    // each per event-loop turn so their appends interleave: with append then groupSend, ids
-    // were picked in one order and published in another.
+    // each per event-loop turn so their appends interleave: as two steps (append, then
+    // groupSend), ids could be picked in one order and published in another.
     const sending: Array<Promise<ChatRecord>> = [];
     for (let i = 0; i < perProcess; i++) {
       for (const [sender, { store, layer }] of processes.entries()) {
