@@ -18,11 +18,8 @@ describe('The lobby in a real browser', () => {
 
   async function openLobby() {
     const page = await browser.newPage();
-    const greeted = page.waitForEvent('console', (message) =>
-      message.text().includes('connection_established'),
-    );
     await page.goto(`${chat.httpUrl}/`);
-    await greeted;
+    await page.locator('#connection[data-state="live"]').waitFor();
     return page;
   }
 
