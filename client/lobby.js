@@ -145,8 +145,8 @@
   }
 
   /**
-   * A name's hue: its preferred one, unless someone this page shows already has it; then the next
-   * free one (or, with every hue taken, the least used from the preferred on). So different
+   * A name's hue: its preferred one, unless someone this page shows already has it; then a free
+   * one far from it (or, with every hue taken, the least used). So different
    * people here look different, and the same person mostly looks the same on every page.
    */
   function hueOf(name) {
@@ -157,7 +157,8 @@
     const start = preferredHue(name);
     let best = start;
     for (let step = 0; step < HUES.length; step++) {
-      const index = (start + step) % HUES.length;
+      // Five steps of twelve: the next hue tried is far from the taken one, and all are tried.
+      const index = (start + step * 5) % HUES.length;
       if (uses[index] < uses[best]) best = index;
       if (uses[index] === 0) break;
     }

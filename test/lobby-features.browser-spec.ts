@@ -1,7 +1,11 @@
+import { Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { AddressInfo } from 'node:net';
 import { Browser, Page, WebSocketRoute } from 'playwright-core';
 import { InMemoryRoomState } from '../src/rooms/in-memory-room-state.js';
 import { ChatRecord } from '../src/rooms/room-state.js';
+import { ChatModule, LOBBY_CSP } from '../src/index.js';
 import { ChatTestClient } from '../src/testing/index.js';
 import { RunningChatApp, startChatApp } from './support/chat-app.js';
 import { launchChromium } from './support/chromium.js';
@@ -286,6 +290,45 @@ describe('The lobby: typing, an outbox of pending messages, and what a new user 
     }
   }, 60_000);
 
+  it('keeps an unsent message across a reload of the tab and sends it then, with its id', async () => {
+    const room = roomName('reload');
+    const page = await browser.newPage();
+    await page.addInitScript("localStorage.setItem('lobby.name', 'ann')");
+    // The socket goes through the test, which drops what the page sends until `hold` is off.
+    let hold = true;
+    const sent: Frame[] = [];
+    await page.routeWebSocket(/\/ws\/socket-server/, (socket) => {
+      const server = socket.connectToServer();
+      socket.onMessage((data) => {
+        const frame = JSON.parse(String(data)) as Frame;
+        if (hold) return;
+        sent.push(frame);
+        server.send(data);
+      });
+    });
+    await page.goto(`${chat.httpUrl}/?room=${room}`);
+    await page.locator('#connection[data-state="live"]').waitFor();
+    await post(page, 'kept over a reload');
+    await page.locator('#messages .msg.pending', { hasText: 'kept over a reload' }).waitFor();
+    const id = await page.locator('#messages .msg.pending').getAttribute('data-outbox');
+
+    hold = false;
+    await page.reload();
+    await page.locator('#messages .msg:not(.pending)', { hasText: 'kept over a reload' }).waitFor();
+    expect(sent.filter((frame) => frame.message === 'kept over a reload')).toEqual([
+      { message: 'kept over a reload', id },
+    ]);
+    const bob = await openLobby(chat, room, 'bob');
+    await messages(bob, 'kept over a reload').waitFor();
+    await expect(messages(bob, 'kept over a reload').count()).resolves.toBe(1);
+    // Once acknowledged, it is no longer kept: another reload sends nothing.
+    await page.reload();
+    await page.locator('#connection[data-state="live"]').waitFor();
+    await messages(page, 'kept over a reload').waitFor();
+    await expect(page.locator('#messages .msg.pending').count()).resolves.toBe(0);
+    await Promise.all([page.close(), bob.close()]);
+  });
+
   describe('what a new user saw', () => {
     it('logs nothing to the console and loads no missing file (the icon is there)', async () => {
       const page = await browser.newPage();
@@ -317,6 +360,42 @@ describe('The lobby: typing, an outbox of pending messages, and what a new user 
       const bytes = new Uint8Array(await response.arrayBuffer());
       // An ICO file's header: reserved 0, type 1 (icon).
       expect([...bytes.slice(0, 4)]).toEqual([0, 0, 1, 0]);
+    });
+
+    it('serves its icon on Fastify too, at its own route, and /favicon.ico only from /', async () => {
+      for (const route of ['/', '/chat']) {
+        @Module({ imports: [ChatModule.forRoot({ lobby: { route } })] })
+        class FastifyHost {}
+        const app = await NestFactory.create<NestFastifyApplication>(
+          FastifyHost,
+          new FastifyAdapter(),
+          { logger: ['error'] },
+        );
+        await app.listen(0, '127.0.0.1');
+        const { port } = app.getHttpServer().address() as AddressInfo;
+        const prefix = route === '/' ? '' : route;
+        const base = `http://127.0.0.1:${port}${prefix}`;
+        try {
+          const page = await (await fetch(`${base}/`)).text();
+          expect(page).toContain(`<link rel="icon" href="${prefix}/favicon.svg"`);
+          const svg = await fetch(`${base}/favicon.svg`);
+          expect(svg.status).toBe(200);
+          expect(svg.headers.get('content-type')).toMatch(/^image\/svg\+xml/);
+          expect(svg.headers.get('content-security-policy')).toBe(LOBBY_CSP);
+          await expect(svg.text()).resolves.toMatch(/^<svg /);
+          const ico = await fetch(`http://127.0.0.1:${port}/favicon.ico`);
+          if (route === '/') {
+            expect(ico.headers.get('content-type')).toBe('image/x-icon');
+            const bytes = new Uint8Array(await ico.arrayBuffer());
+            expect([...bytes.slice(0, 4)]).toEqual([0, 0, 1, 0]);
+          } else {
+            // Under a route of its own, the site's root is the host's.
+            expect(ico.status).toBe(404);
+          }
+        } finally {
+          await app.close();
+        }
+      }
     });
 
     it('labels Room and Name visibly on a phone', async () => {

@@ -68,6 +68,9 @@ describe('lobby screenshots', () => {
       .filter({ hasText: '3' })
       .waitFor({ state: 'attached' });
     await page.fill('input[name="message"]', 'Looks good to me, merging now');
+    // Bob is typing: the indicator shows for 5 s after his last typing frame.
+    clients[0].send({ type: 'typing' });
+    await page.locator('#typing', { hasText: 'Bob is typing…' }).waitFor();
     await page.screenshot({ path: join(DOCS, file) });
     await page.close();
   }
