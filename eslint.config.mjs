@@ -6,6 +6,7 @@ export default tseslint.config(
   {
     ignores: [
       'dist/',
+      'dist-examples/',
       'node_modules/',
       'coverage/',
       'bench/out/',

@@ -19,6 +19,8 @@ export type EnvLimits = Pick<
   | 'historyBytes'
   | 'maxHistoryBytes'
   | 'maxRooms'
+  | 'resendWindowMs'
+  | 'maxResendIds'
 >;
 
 /** What the runnable app reads from its environment; the only place that reads process.env. */
@@ -136,6 +138,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       historyBytes: optional(env, 'HISTORY_BYTES', 1, 2 ** 40),
       maxHistoryBytes: optional(env, 'MAX_HISTORY_BYTES', 1, 2 ** 40),
       maxRooms: optional(env, 'MAX_ROOMS', 1, 100_000_000),
+      resendWindowMs: optional(env, 'RESEND_WINDOW_MS', 1, 86_400_000),
+      maxResendIds: optional(env, 'MAX_RESEND_IDS', 0, 1_000_000),
     },
     heartbeatIntervalMs: integer(env, 'HEARTBEAT_INTERVAL_MS', 30_000, 0, 3_600_000),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 1, 600_000),

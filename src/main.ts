@@ -25,8 +25,16 @@ function stateFor(config: AppConfig): Pick<ChatModuleOptions, 'layer' | 'roomSta
   if (config.channelLayer === 'memory') return {};
   const redis = { hosts: config.redisUrl, prefix: config.redisPrefix };
   // The history bounds the environment sets; unset ones take the store's defaults.
-  const { historyLimit, historyBytes, maxHistoryBytes, maxRooms } = config.limits;
-  const bounds = { historyLimit, historyBytes, maxHistoryBytes, maxRooms };
+  const { historyLimit, historyBytes, maxHistoryBytes, maxRooms, resendWindowMs, maxResendIds } =
+    config.limits;
+  const bounds = {
+    historyLimit,
+    historyBytes,
+    maxHistoryBytes,
+    maxRooms,
+    resendWindowMs,
+    maxResendIds,
+  };
   return {
     layer: () => new RedisChannelLayer(redis),
     roomState: () => new RedisRoomState({ ...redis, ...bounds }),

@@ -9,7 +9,7 @@ import { HostProcess, freePort } from './support/hosts.js';
 
 /**
  * The README's code runs, so it cannot drift from the package: each `ts` block is either a test
- * (it has `describe(`), run by this repo's jest as a host's e2e test would be, or an app (it has
+ * (it has `describe(`), run by this repo's jest as a host's e2e test would be, or the app (it has
  * `NestFactory.create`), compiled by tsc against the built package's types and started with node.
  * Both import `nest-channels-chat` by its name, as a host does. And every option of ChatModule is
  * in the README.
@@ -46,16 +46,21 @@ describe("The README's and docs' snippets", () => {
     await rm(WORK, { recursive: true, force: true });
   });
 
-  it('are a test and an app, each importing the package by its name', async () => {
+  it('are tests and one app, each importing the package by its name', async () => {
     const blocks = await snippets();
-    expect(blocks.filter((code) => code.includes('describe('))).toHaveLength(1);
-    expect(blocks.filter((code) => code.includes('NestFactory.create'))).toHaveLength(1);
+    const tests = blocks.filter((code) => code.includes('describe('));
+    const apps = blocks.filter((code) => code.includes('NestFactory.create'));
+    expect(tests.length).toBeGreaterThanOrEqual(2);
+    expect(apps).toHaveLength(1);
+    expect(tests.length + apps.length).toBe(blocks.length);
     for (const code of blocks) expect(code).toContain("from 'nest-channels-chat'");
   });
 
-  it('the test passes under jest', async () => {
-    const [code] = (await snippets()).filter((block) => block.includes('describe('));
-    await writeFile(join(WORK, 'chat.e2e-spec.ts'), code as string);
+  it('the tests pass under jest', async () => {
+    const tests = (await snippets()).filter((block) => block.includes('describe('));
+    const files = tests.map((_, i) => join('test', 'readme-snippets', `snippet-${i}.e2e-spec.ts`));
+    await Promise.all(tests.map((code, i) => writeFile(join(ROOT, files[i] as string), code)));
+    const cases = tests.reduce((sum, code) => sum + (code.match(/^\s*it\(/gm) ?? []).length, 0);
     const jest = join(ROOT, 'node_modules', 'jest', 'bin', 'jest.js');
     const { stderr } = await run(
       process.execPath,
@@ -68,13 +73,13 @@ describe("The README's and docs' snippets", () => {
         '--testPathIgnorePatterns',
         '/node_modules/',
         '--runTestsByPath',
-        join('test', 'readme-snippets', 'chat.e2e-spec.ts'),
+        ...files,
       ],
       { cwd: ROOT, timeout: 90_000 },
     ).catch((error: { stdout?: string; stderr?: string }) => {
-      throw new Error(`the README's test failed:\n${error.stdout ?? ''}${error.stderr ?? ''}`);
+      throw new Error(`a docs test failed:\n${error.stdout ?? ''}${error.stderr ?? ''}`);
     });
-    expect(stderr).toMatch(/Tests:\s+1 passed, 1 total/);
+    expect(stderr).toMatch(new RegExp(`Tests:\\s+${cases} passed, ${cases} total`));
   }, 120_000);
 
   it('the app compiles, starts, chats and serves its lobby and rooms list', async () => {

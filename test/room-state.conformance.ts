@@ -267,15 +267,15 @@ export function describeRoomStateConformance(name: string, target: RoomStateTarg
 
       it('counts trimmed records and evicted rooms in stats', async () => {
         rooms = await make({ historyLimit: 2, historyBytes: 1000, maxRooms: 2 });
-        expect(rooms.stats).toEqual({ historyRoomsEvicted: 0, historyRecordsTrimmed: 0 });
+        expect(rooms.stats).toMatchObject({ historyRoomsEvicted: 0, historyRecordsTrimmed: 0 });
         await say('a', 3); // one over historyLimit
-        expect(rooms.stats).toEqual({ historyRoomsEvicted: 0, historyRecordsTrimmed: 1 });
+        expect(rooms.stats).toMatchObject({ historyRoomsEvicted: 0, historyRecordsTrimmed: 1 });
         // One over historyLimit again, and the one left beside it over historyBytes.
         await sayBytes(rooms, 'a', ['big'], 950);
-        expect(rooms.stats).toEqual({ historyRoomsEvicted: 0, historyRecordsTrimmed: 3 });
+        expect(rooms.stats).toMatchObject({ historyRoomsEvicted: 0, historyRecordsTrimmed: 3 });
         await say('b', 1);
         await say('c', 1); // a is evicted
-        expect(rooms.stats).toEqual({ historyRoomsEvicted: 1, historyRecordsTrimmed: 3 });
+        expect(rooms.stats).toMatchObject({ historyRoomsEvicted: 1, historyRecordsTrimmed: 3 });
       });
 
       it('keeps maxHistoryBytes when appending with appendAndSend', async () => {
@@ -302,7 +302,67 @@ export function describeRoomStateConformance(name: string, target: RoomStateTarg
         await send('b', 'b', 200);
         await send('c', 'c', 200);
         await expect(rooms.history('a')).resolves.toEqual([]);
-        expect(rooms.stats).toEqual({ historyRoomsEvicted: 1, historyRecordsTrimmed: 1 });
+        expect(rooms.stats).toMatchObject({ historyRoomsEvicted: 1, historyRecordsTrimmed: 1 });
+      });
+    });
+
+    describe('resends', () => {
+      /** What `layer` delivers to a member of `room`, as it arrives. */
+      async function member(layer: ChannelLayer, room: string): Promise<ChannelMessage[]> {
+        const got: ChannelMessage[] = [];
+        const channel = await layer.newChannel('member');
+        layer.attach(channel, (message) => void got.push(message));
+        await layer.groupAdd(room, channel);
+        return got;
+      }
+
+      it('stores and sends a message once per resend key, and answers a resend with it', async () => {
+        const layer = await target.layerFor(rooms);
+        layers.push(layer);
+        const got = await member(layer, 'r');
+        const send = (key: string) =>
+          rooms.appendAndSend('r', { message: 'hi', user: 'ann' }, layer, 'chat.message', key);
+        const first = await send('k1');
+        const again = await send('k1');
+        expect(again.id).toBe(first.id);
+        const other = await send('k2');
+        expect(other.id).not.toBe(first.id);
+        expect((await rooms.history('r')).map((record) => record.id)).toEqual([first.id, other.id]);
+        await waitFor(() => got.length === 2);
+        expect(got.map((message) => message.id)).toEqual([first.id, other.id]);
+        expect(rooms.stats.resendsDeduplicated).toBe(1);
+      });
+
+      it('keeps resend keys per room', async () => {
+        const layer = await target.layerFor(rooms);
+        layers.push(layer);
+        const message = { message: 'hi', user: 'ann' };
+        const a = await rooms.appendAndSend('a', message, layer, 'chat.message', 'k');
+        const b = await rooms.appendAndSend('b', message, layer, 'chat.message', 'k');
+        expect(b.id === a.id && b.room === a.room).toBe(false);
+        await expect(rooms.history('b')).resolves.toHaveLength(1);
+      });
+
+      it('forgets a key after resendWindowMs, and past maxResendIds in its room', async () => {
+        rooms = await make({ resendWindowMs: 40, maxResendIds: 2 });
+        const layer = await target.layerFor(rooms);
+        layers.push(layer);
+        const send = (key: string) =>
+          rooms.appendAndSend('r', { message: key, user: 'ann' }, layer, 'chat.message', key);
+        const k1 = await send('k1');
+        await send('k2');
+        await send('k3'); // k1 is the oldest of three: forgotten
+        expect((await send('k1')).id).not.toBe(k1.id);
+        const k3 = await send('k3');
+        await new Promise((resolve) => setTimeout(resolve, 60)); // past the window, by any clock
+        expect((await send('k3')).id).not.toBe(k3.id);
+        expect((await rooms.history('r')).map((record) => record.message)).toEqual([
+          'k1',
+          'k2',
+          'k3',
+          'k1',
+          'k3',
+        ]);
       });
     });
 

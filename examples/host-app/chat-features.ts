@@ -1,5 +1,10 @@
 import { Body, Controller, HttpCode, Injectable, Param, Post } from '@nestjs/common';
-import { ChatEvent, type ChatEventContext, ChatMessageRejected, ChatRooms } from '../../src/index.js';
+import {
+  ChatEvent,
+  type ChatEventContext,
+  ChatMessageRejected,
+  ChatRooms,
+} from '../../src/index.js';
 
 const REACTIONS = new Set(['👍', '🎉', '❤️', '😂']);
 

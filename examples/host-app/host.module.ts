@@ -6,6 +6,8 @@ import {
   ChatModule,
   ChatRooms,
   ChatUser,
+  RedisChannelLayer,
+  RedisRoomState,
 } from '../../src/index.js';
 import { AuditedChannelLayer } from './audited-channel-layer.js';
 import { ChatFeatures, NotificationsController } from './chat-features.js';
@@ -48,7 +50,8 @@ export class AnnouncementsController {
   @HttpCode(202)
   async announce(@Body() body: { text: string }): Promise<{ sent: number }> {
     await this.rooms.send(body.text, { user: 'system' });
-    return { sent: (this.layer as AuditedChannelLayer).sentByGroup.get('lobby') ?? 0 };
+    const sent = this.layer instanceof AuditedChannelLayer ? this.layer.sentByGroup : undefined;
+    return { sent: sent?.get('lobby') ?? 0 };
   }
 }
 
@@ -61,7 +64,13 @@ export class AnnouncementsController {
       useFactory: (settings: Settings, attendance: Attendance) => ({
         path: settings.chatPath,
         group: 'lobby',
-        layer: AuditedChannelLayer,
+        // In memory, counting what it sends; on Redis when the settings name one.
+        layer: settings.redisUrl
+          ? () => new RedisChannelLayer({ hosts: settings.redisUrl, prefix: settings.redisPrefix })
+          : AuditedChannelLayer,
+        roomState: settings.redisUrl
+          ? () => new RedisRoomState({ hosts: settings.redisUrl, prefix: settings.redisPrefix })
+          : undefined,
         authenticate: (request: IncomingMessage): ChatUser | undefined =>
           settings.sessions[tokenOf(request) ?? ''],
         // The staff room is for staff only: anyone else's handshake gets HTTP 403.

@@ -11,6 +11,9 @@ export class Settings {
     'token-cid': { id: 'u3', name: 'cid', staff: true },
   };
   readonly bannedWords = ['spam'];
+  /** `REDIS_URL`: run the chat on Redis (layer and rooms), so several processes share it. */
+  readonly redisUrl = process.env.REDIS_URL;
+  readonly redisPrefix = process.env.REDIS_PREFIX ?? 'host-app';
 }
 
 @Module({ providers: [Settings], exports: [Settings] })

@@ -11,9 +11,10 @@ import { LuaScript, NOW } from '../redis/lua-script.js';
  * records in id order whichever process sent them.
  *
  * The Lua defines `step(keys, argv)`, which returns a list whose first item is a string needing no
- * JSON escaping: the value of the message's field that the step fills in (the record's id). It
- * may use `now`, Redis' clock in ms. KEYS and ARGV start with the step's own keys and args; the
- * layer's follow them.
+ * JSON escaping: the value of the message's field that the step fills in (the record's id), or
+ * `false` when nothing is to be sent (the step found its work done already: a resend). It may use
+ * `now`, Redis' clock in ms. KEYS and ARGV start with the step's own keys and args; the layer's
+ * follow them.
  */
 export class GroupSendStep {
   /** The whole script: the clock, the step, the layer's send, and what joins them. */
@@ -24,6 +25,7 @@ export class GroupSendStep {
     // message's JSON before and after the field's value.
     this.script = new LuaScript(`${NOW}${lua}${GROUP_SEND_FUNCTION}
 local done = step(KEYS, ARGV)
+if not done[1] then return {{}, done} end
 local n = #ARGV
 return {group_send(KEYS[#KEYS], ARGV[n - 2], ARGV[n - 1] .. done[1] .. ARGV[n]), done}
 `);

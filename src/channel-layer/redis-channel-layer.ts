@@ -241,8 +241,8 @@ export class RedisChannelLayer extends BaseChannelLayer {
       [...call.keys, this.keys.members(group)],
       [...call.args, this.keys.groupTopic(group), head, tail],
     )) as [string[], unknown[]];
-    if (queued.length > 0) {
-      this.stats.groupSendSkippedFull += await this.pushAll(queued, head + String(done[0]) + tail);
+    if (queued.length > 0 && typeof done[0] === 'string') {
+      this.stats.groupSendSkippedFull += await this.pushAll(queued, head + done[0] + tail);
     }
     return done;
   }

@@ -163,6 +163,11 @@ export class ChatMetrics {
       () => rooms.stats.historyRoomsEvicted,
     );
     fromField(
+      'chat_resends_deduplicated_total',
+      'Chat messages resent with an id the room had stored already: acknowledged, not stored again.',
+      () => rooms.stats.resendsDeduplicated ?? 0,
+    );
+    fromField(
       'chat_history_records_trimmed_total',
       "Records dropped from a room's history to keep it within historyLimit and historyBytes.",
       () => rooms.stats.historyRecordsTrimmed,

@@ -264,6 +264,7 @@ export class ChatGateway
         { message, user: connection.userName },
         this.layer,
         CHAT_MESSAGE,
+        id === undefined ? undefined : connection.resendKey(id),
       );
       this.metrics.layerOperation('group_send', performance.now() - started);
       if (id !== undefined) this.outbox.ack(connection, id, record.id);

@@ -44,6 +44,8 @@ const stateProviders: Provider[] = [
             historyBytes: options.historyBytes,
             maxHistoryBytes: options.maxHistoryBytes,
             maxRooms: options.maxRooms,
+            resendWindowMs: options.resendWindowMs,
+            maxResendIds: options.maxResendIds,
           }),
         moduleRef,
       ),

@@ -155,6 +155,18 @@ export interface ChatModuleOptions extends ConnectionPolicyOptions {
    */
   maxRooms?: number;
   /**
+   * Milliseconds a room remembers a client's message `id`, so the same id resent by the same
+   * user (after a reconnect) is not stored or delivered twice. Configures the default in-memory
+   * store; give `RedisRoomState` the same option.
+   * @default 300000 (5 minutes)
+   */
+  resendWindowMs?: number;
+  /**
+   * Message ids a room remembers at most, the oldest forgotten first; 0 remembers none.
+   * @default 200
+   */
+  maxResendIds?: number;
+  /**
    * Milliseconds between a join or leave and the presence frame: changes in between share one.
    * A room's frames are also this long apart per 100 sockets on this node, in all rooms, when it
    * is sent (1,000 sockets: 10 times), so presence costs about 1,000 writes a second at most.

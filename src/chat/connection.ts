@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { ChannelMessage } from '../channel-layer/channel-layer.js';
@@ -108,6 +109,16 @@ export class Connection implements Recipient {
     const messages = this.messages ?? [];
     this.messages = undefined;
     return messages;
+  }
+
+  /**
+   * The room store's resend key for the client's message `id`: who sent it (the user
+   * `authenticate` admitted, else the name the socket chats as) and the id, hashed to a fixed
+   * size whatever the user's id.
+   */
+  resendKey(id: string): string {
+    const sender = this.user ? `u:${this.user.id}` : `n:${this.userName}`;
+    return createHash('sha256').update(`${sender}\n${id}`).digest('base64url');
   }
 
   /** Runs `task` after this connection's previous one has settled. */

@@ -7,6 +7,7 @@ import {
   recordBytes,
 } from './room-state.js';
 import { HistoryBounds, RoomStateOptions, historyBounds } from './room-state.options.js';
+import { resendPolicy } from './resend-memory.js';
 
 export type { RoomStateOptions } from './room-state.options.js';
 
@@ -22,7 +23,11 @@ interface History {
  * history leaves its members be.
  */
 export class InMemoryRoomState extends RoomState {
-  override readonly stats: RoomStateStats = { historyRoomsEvicted: 0, historyRecordsTrimmed: 0 };
+  override readonly stats: RoomStateStats = {
+    historyRoomsEvicted: 0,
+    historyRecordsTrimmed: 0,
+    resendsDeduplicated: 0,
+  };
   private readonly bounds: HistoryBounds;
   private readonly now: () => number;
   /** Least recently appended to first: an append moves its room to the end. */
@@ -38,6 +43,8 @@ export class InMemoryRoomState extends RoomState {
     super();
     this.bounds = historyBounds(options);
     this.now = options.clock ?? Date.now;
+    this.resendPolicy = resendPolicy(options);
+    this.resendClock = this.now;
   }
 
   /** Rooms holding history, and their bytes in all; for metrics. */
@@ -104,6 +111,7 @@ export class InMemoryRoomState extends RoomState {
     this.histories.clear();
     this.members.clear();
     this.totalBytes = 0;
+    this.clearResends();
   }
 
   /** Adds `record` to its room's history, then trims the room, then evicts rooms. */
@@ -128,6 +136,7 @@ export class InMemoryRoomState extends RoomState {
     for (const [name, oldest] of this.histories) {
       if (this.histories.size <= maxRooms && this.totalBytes <= maxBytes) break;
       this.histories.delete(name);
+      this.forgetResends(name);
       this.totalBytes -= oldest.bytes;
       this.stats.historyRoomsEvicted++;
     }

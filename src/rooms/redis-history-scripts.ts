@@ -8,9 +8,16 @@ import { LuaScript, NOW } from '../redis/lua-script.js';
  * the record's XADD, the trim of its room to both bounds, its size in `R:sizes` and `R:bytes`,
  * its stamp in `R:written`, the pruning of expired rooms and the eviction of the least recently
  * written rooms past `maxRooms` or `maxHistoryBytes`, and the expiry. KEYS: stream, `R:sizes`,
- * `R:bytes`, `R:written`, `R:evicted-id`. ARGV: historyLimit, historyBytes, maxRooms,
- * maxHistoryBytes, ttl ms (0: none), payload, the record's bytes, `R`, room. Returns `{id,
- * records trimmed, rooms evicted}`.
+ * `R:bytes`, `R:written`, `R:evicted-id`, `R:rs:<room>`, `R:ro:<room>`. ARGV: historyLimit,
+ * historyBytes, maxRooms, maxHistoryBytes, ttl ms (0: none), payload, the record's bytes, `R`,
+ * room, resend key ('' for none), resend window ms, resend ids per room, the record's ts. Returns `{id, records
+ * trimmed, rooms evicted}`, or `{false, the first record's id, its ts}` for a resend key stored
+ * within the window (nothing is appended).
+ *
+ * Resend keys: `R:rs:<room>` HASH, key → `<Redis ms>:<ts>:<id>`; `R:ro:<room>` LIST of the keys,
+ * newest first. Each append with a key forgets, oldest first, the keys past the per-room bound
+ * or out of the window; both keys expire with the window, and go with the room's history when it
+ * is evicted.
  */
 const APPEND_FUNCTION = `
 local function entry_bytes(fields)
@@ -43,11 +50,38 @@ local function integer(n)
   return string.format('%.0f', n)
 end
 
+local function remember(resends, order, key, value, window, max_ids)
+  redis.call('HSET', resends, key, value)
+  local n = redis.call('LPUSH', order, key)
+  while n > 0 do
+    local oldest = redis.call('LINDEX', order, -1)
+    local seen = redis.call('HGET', resends, oldest)
+    local at = seen and tonumber(string.match(seen, '^(%d+):'))
+    local stale = not at or at + window <= now
+    if n <= max_ids and not stale then break end
+    redis.call('RPOP', order)
+    -- A key stored again since holds a newer value: it stays unless past the bound.
+    if seen and (stale or oldest ~= key) then redis.call('HDEL', resends, oldest) end
+    n = n - 1
+  end
+  redis.call('PEXPIRE', resends, window)
+  redis.call('PEXPIRE', order, window)
+end
+
 local function append(keys, argv)
   local stream, sizes, total_key, written, evicted_id = keys[1], keys[2], keys[3], keys[4], keys[5]
+  local resends, resend_order = keys[6], keys[7]
   local limit, max_bytes, max_rooms = tonumber(argv[1]), tonumber(argv[2]), tonumber(argv[3])
   local max_total, ttl, size = tonumber(argv[4]), tonumber(argv[5]), tonumber(argv[7])
   local root, room = argv[8], argv[9]
+  local resend_key, window, max_ids = argv[10], tonumber(argv[11]), tonumber(argv[12])
+  if resend_key ~= '' and max_ids > 0 then
+    local seen = redis.call('HGET', resends, resend_key)
+    if seen then
+      local at, ts, first = string.match(seen, '^(%d+):(%d+):(.+)$')
+      if at and tonumber(at) + window > now then return {false, first, tonumber(ts)} end
+    end
+  end
 
   local total = tonumber(redis.call('GET', total_key))
   if not total then
@@ -83,6 +117,9 @@ local function append(keys, argv)
     end
   end
   local id = redis.call('XADD', stream, next_id, 'r', argv[6], 'b', size)
+  if resend_key ~= '' and max_ids > 0 then
+    remember(resends, resend_order, resend_key, integer(now) .. ':' .. argv[13] .. ':' .. id, window, max_ids)
+  end
   len = len + 1
   bytes = bytes + size
   total = total + size
@@ -144,7 +181,7 @@ local function append(keys, argv)
           if not mark or later(last, mark) then mark = last end
           evicted = evicted + 1
         end
-        redis.call('UNLINK', old_stream, root .. ':hb:' .. old)
+        redis.call('UNLINK', old_stream, root .. ':hb:' .. old, root .. ':rs:' .. old, root .. ':ro:' .. old)
         total = total - (tonumber(redis.call('HGET', sizes, old)) or 0)
         redis.call('HDEL', sizes, old)
         rooms = rooms - 1

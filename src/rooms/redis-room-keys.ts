@@ -27,6 +27,8 @@
  *   all went idle keeps none of them.
  * - `R:hb:<room>` STRING, read by nothing: a byte count that stores without `R:sizes` kept beside
  *   a stream. The append that counts the room's stream, or evicts the room, deletes it.
+ * - `R:rs:<room>` HASH and `R:ro:<room>` LIST: the resend keys of the room's recent appends
+ *   (see `redis-history-scripts.ts`), at most `maxResendIds`, each for `resendWindowMs`.
  * - `R:evicted-id` STRING, the highest id an evicted stream had handed out: a room written again
  *   within that millisecond starts past it, so its ids still increase.
  * - `R:p:<room>` HASH, presence: `<node>:<member>` → user name.
@@ -54,7 +56,10 @@ export class RoomKeys {
     return `${this.root}:h:${room}`;
   }
 
-  /** KEYS of `APPEND` (and `APPEND_AND_SEND`): the room's stream and the shard's bookkeeping. */
+  /**
+   * KEYS of `APPEND` (and `APPEND_AND_SEND`): the room's stream, the shard's bookkeeping, and the
+   * room's resend keys.
+   */
   append(room: string): string[] {
     const root = this.root;
     return [
@@ -63,7 +68,14 @@ export class RoomKeys {
       `${root}:bytes`,
       `${root}:written`,
       `${root}:evicted-id`,
+      this.resends(room),
+      `${root}:ro:${room}`,
     ];
+  }
+
+  /** `R:rs:<room>`: the room's resend keys, each → `<Redis ms>:<ts>:<id>`. */
+  resends(room: string): string {
+    return `${this.root}:rs:${room}`;
   }
 
   /** `R:p:<room>`: the room's presence. */

@@ -12,6 +12,8 @@ import { REDIS_ROOM_STATE_OPTIONS } from './redis-room-state.options.js';
 import type { RedisRoomStateOptions } from './redis-room-state.options.js';
 import { ChatRecord, RoomState, RoomStateStats, RoomSummary, recordBytes } from './room-state.js';
 import { HistoryBounds, historyBounds } from './room-state.options.js';
+import { resendPolicy } from './resend-memory.js';
+import { errorText } from '../error-text.js';
 
 export * from './redis-room-state.options.js';
 
@@ -19,6 +21,8 @@ export * from './redis-room-state.options.js';
 type StreamEntry = [string, string[]];
 /** What APPEND and APPEND_AND_SEND report besides the id: records trimmed, rooms evicted. */
 type Dropped = [trimmed: number, evicted: number];
+/** What an append script answers: the id and what it dropped, or a resend's first id and ts. */
+type Appended = [id: string, ...dropped: Dropped] | [resent: null, id: string, ts: number];
 
 /**
  * Rooms in Redis, so every process of an app sees the same history, ids and presence.
@@ -63,7 +67,11 @@ type Dropped = [trimmed: number, evicted: number];
 export class RedisRoomState extends RoomState {
   /** Unique per store instance; tags this process's members in Redis. */
   readonly nodeId = randomName(12);
-  override readonly stats: RoomStateStats = { historyRoomsEvicted: 0, historyRecordsTrimmed: 0 };
+  override readonly stats: RoomStateStats = {
+    historyRoomsEvicted: 0,
+    historyRecordsTrimmed: 0,
+    resendsDeduplicated: 0,
+  };
 
   private readonly logger = new Logger(RedisRoomState.name);
   private readonly bounds: HistoryBounds;
@@ -78,6 +86,7 @@ export class RedisRoomState extends RoomState {
     super();
     this.bounds = historyBounds(options);
     this.now = options.clock ?? Date.now;
+    this.resendPolicy = resendPolicy(options);
     this.keys = new RoomKeys(keyPrefix(options.prefix));
     this.historyTtlMs = Math.round(
       positiveSeconds(options.historyExpiry ?? 604_800, 'historyExpiry') * 1000,
@@ -109,13 +118,30 @@ export class RedisRoomState extends RoomState {
   }
 
   async append(room: string, message: { message: string; user: string }): Promise<ChatRecord> {
+    return (await this.appendOnce(room, message, '')).record;
+  }
+
+  /** One script: the resend key is checked and stored in Redis, so every process sees it. */
+  protected override async appendOnce(
+    room: string,
+    message: { message: string; user: string },
+    resendKey: string,
+  ): Promise<{ record: ChatRecord; stored: boolean }> {
     this.assertOpen();
     const ts = this.now();
-    const args = this.appendArgs(room, message, ts);
+    const args = this.appendArgs(room, message, ts, resendKey);
     const reply = await this.shards.of(room).run(APPEND, this.keys.append(room), args);
-    const [id, ...dropped] = reply as [string, ...Dropped];
-    this.count(dropped);
-    return { type: 'chat', message: message.message, room, user: message.user, id, ts };
+    return this.appended(room, message, ts, reply as Appended);
+  }
+
+  protected override async forgetResend(room: string, resendKey: string): Promise<void> {
+    const key = this.keys.resends(room);
+    await this.shards
+      .of(room)
+      .command((client) => client.hdel(key, resendKey))
+      .catch((error: unknown) => {
+        this.logger.warn(`could not forget a resend key of ${room}: ${errorText(error)}`);
+      });
   }
 
   /**
@@ -128,30 +154,27 @@ export class RedisRoomState extends RoomState {
     message: { message: string; user: string },
     layer: ChannelLayer,
     type: string,
+    resendKey?: string,
   ): Promise<ChatRecord> {
     this.assertOpen();
     if (layer instanceof RedisChannelLayer) {
       const ts = this.now();
       const { user } = message;
       // The step fills in the id: Redis picks it as it appends.
-      const sent = (await layer.groupSendWith(
+      const sent = await layer.groupSendWith(
         room,
         { type, message: message.message, room, user, id: '', ts },
         {
           step: APPEND_AND_SEND,
           server: this.shards.of(room).server,
           keys: this.keys.append(room),
-          args: this.appendArgs(room, message, ts),
+          args: this.appendArgs(room, message, ts, resendKey ?? ''),
           field: 'id',
         },
-      )) as [string, ...Dropped] | undefined;
-      if (sent) {
-        const [id, ...dropped] = sent;
-        this.count(dropped);
-        return { type: 'chat', message: message.message, room, user, id, ts };
-      }
+      );
+      if (sent) return this.appended(room, message, ts, sent as Appended).record;
     }
-    return super.appendAndSend(room, message, layer, type);
+    return super.appendAndSend(room, message, layer, type, resendKey);
   }
 
   async history(room: string, since?: string): Promise<ChatRecord[]> {
@@ -223,11 +246,30 @@ export class RedisRoomState extends RoomState {
 
   // --- records ---------------------------------------------------------------------------------
 
-  /** ARGV of APPEND and APPEND_AND_SEND. */
+  /** The record an append script stored, or the first one of its resend key. */
+  private appended(
+    room: string,
+    message: { message: string; user: string },
+    ts: number,
+    reply: Appended,
+  ): { record: ChatRecord; stored: boolean } {
+    const { message: text, user } = message;
+    if (reply[0] === null) {
+      const [, id, first] = reply;
+      this.countResend();
+      return { record: { type: 'chat', message: text, room, user, id, ts: first }, stored: false };
+    }
+    const [id, ...dropped] = reply;
+    this.count(dropped);
+    return { record: { type: 'chat', message: text, room, user, id, ts }, stored: true };
+  }
+
+  /** ARGV of APPEND and APPEND_AND_SEND; `resendKey` '' for none. */
   private appendArgs(
     room: string,
     message: { message: string; user: string },
     ts: number,
+    resendKey: string,
   ): Array<string | number> {
     return [
       this.bounds.limit,
@@ -239,6 +281,10 @@ export class RedisRoomState extends RoomState {
       recordBytes(message),
       this.keys.root,
       room,
+      resendKey,
+      this.resendPolicy.windowMs,
+      this.resendPolicy.perRoom,
+      ts,
     ];
   }
 

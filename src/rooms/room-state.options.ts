@@ -25,6 +25,18 @@ export interface RoomStateOptions {
    */
   maxHistoryBytes?: number;
   /**
+   * Milliseconds a client message id (`{"message":..., "id":...}`) is remembered in its room, so
+   * the same id resent by the same user is not stored or delivered twice.
+   * @default 300000 (5 minutes)
+   */
+  resendWindowMs?: number;
+  /**
+   * Client message ids a room remembers at most (the oldest is forgotten first): bounds what
+   * resend ids hold, beside the history bounds. 0 remembers none (a resend is stored again).
+   * @default 200
+   */
+  maxResendIds?: number;
+  /**
    * Milliseconds since the epoch; swap it in tests.
    * @default Date.now
    */

@@ -1,4 +1,5 @@
 import type { ChannelLayer } from '../channel-layer/channel-layer.js';
+import { DEFAULT_RESEND_POLICY, ResendMemory, ResendPolicy } from './resend-memory.js';
 
 /** A chat message as kept in a room's history and sent on the wire (the `chat` frame). */
 export interface ChatRecord {
@@ -27,6 +28,8 @@ export interface RoomStateStats {
   historyRoomsEvicted: number;
   /** Records dropped from a room's history to keep it within `historyLimit` and `historyBytes`. */
   historyRecordsTrimmed: number;
+  /** Appends not stored because their resend key was stored already, within the window. */
+  resendsDeduplicated?: number;
 }
 
 /** A room and how many sockets are in it. */
@@ -57,6 +60,15 @@ export abstract class RoomState {
    */
   readonly stats: Readonly<RoomStateStats> = { historyRoomsEvicted: 0, historyRecordsTrimmed: 0 };
 
+  /**
+   * How long and how many resend keys a room remembers; a store sets it from its options
+   * (`resendWindowMs`, `maxResendIds`).
+   */
+  protected resendPolicy: ResendPolicy = DEFAULT_RESEND_POLICY;
+  /** The clock resend windows are timed by (ms since the epoch). */
+  protected resendClock: () => number = Date.now;
+  private resends?: ResendMemory;
+
   /** Stamps `message` with an id and a time, keeps it in the room's history, returns the record. */
   abstract append(room: string, message: { message: string; user: string }): Promise<ChatRecord>;
 
@@ -67,16 +79,76 @@ export abstract class RoomState {
    * `RedisChannelLayer` appends and publishes in one script, so every receiver gets a room's
    * messages in id order whichever process sent them. Rejects with the store's or the layer's
    * error (`ChannelLayerUnavailable`, ...); after a failed send the record may stay in history.
+   *
+   * With `resendKey` (the gateway's: the sender and the client's message id), the append is
+   * idempotent: the same key in the same room again, within `resendWindowMs` and among the room's
+   * last `maxResendIds` keys, stores and sends nothing and resolves with the first record. The
+   * default remembers keys in this process ({@link appendOnce}); `RedisRoomState` keeps them in
+   * Redis, so a resend to another process is caught too. A failed send forgets its key, so the
+   * resend is tried again.
    */
   async appendAndSend(
     room: string,
     message: { message: string; user: string },
     layer: ChannelLayer,
     type: string,
+    resendKey?: string,
   ): Promise<ChatRecord> {
-    const record = await this.append(room, message);
-    await layer.groupSend(room, { ...record, type });
+    if (resendKey === undefined) {
+      const record = await this.append(room, message);
+      await layer.groupSend(room, { ...record, type });
+      return record;
+    }
+    const { record, stored } = await this.appendOnce(room, message, resendKey);
+    if (!stored) return record;
+    try {
+      await layer.groupSend(room, { ...record, type });
+    } catch (error) {
+      await this.forgetResend(room, resendKey);
+      throw error;
+    }
     return record;
+  }
+
+  /**
+   * {@link append} unless `resendKey` was stored in `room` within the window: then the record it
+   * got, and `stored: false`. The default remembers keys in this process only.
+   */
+  protected async appendOnce(
+    room: string,
+    message: { message: string; user: string },
+    resendKey: string,
+  ): Promise<{ record: ChatRecord; stored: boolean }> {
+    const resends = (this.resends ??= new ResendMemory(this.resendPolicy, this.resendClock));
+    const earlier = resends.get(room, resendKey);
+    if (earlier) {
+      const record = await earlier;
+      this.countResend();
+      return { record, stored: false };
+    }
+    const record = this.append(room, message);
+    resends.set(room, resendKey, record);
+    try {
+      return { record: await record, stored: true };
+    } catch (error) {
+      resends.delete(room, resendKey);
+      throw error;
+    }
+  }
+
+  /** Forgets `resendKey` in `room`, after its record could not be sent. */
+  protected async forgetResend(room: string, resendKey: string): Promise<void> {
+    this.resends?.delete(room, resendKey);
+  }
+
+  /** Forgets every resend key of `room` (its history is gone); for stores that evict. */
+  protected forgetResends(room: string): void {
+    this.resends?.forgetRoom(room);
+  }
+
+  protected countResend(): void {
+    const stats = this.stats as RoomStateStats;
+    stats.resendsDeduplicated = (stats.resendsDeduplicated ?? 0) + 1;
   }
 
   /** The room's history, oldest first; only records after `since` when given. */
@@ -108,6 +180,11 @@ export abstract class RoomState {
 
   /** Releases what the store holds. Safe to call twice. */
   abstract close(): Promise<void>;
+
+  /** Drops the resend keys this process remembers; for a store's `close`. */
+  protected clearResends(): void {
+    this.resends?.clear();
+  }
 }
 
 /** Orders record ids (`<ms>-<seq>`); negative when `a` came first. */

@@ -388,10 +388,11 @@ export class HostProcess {
     dir: string,
     readonly port: number,
     private readonly entry = 'dist/main.js',
+    env: Record<string, string> = {},
   ) {
     this.child = spawn(process.execPath, [entry], {
       cwd: dir,
-      env: { ...userEnv(), PORT: String(port) },
+      env: { ...userEnv(), ...env, PORT: String(port) },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
