@@ -179,6 +179,9 @@ export class ChatMetrics {
       gauge('chat_history_bytes', 'Bytes of history kept in memory (recordBytes).', () => {
         return rooms.historySize.bytes;
       });
+      gauge('chat_resend_ids', 'Client message ids remembered in memory to catch resends.', () => {
+        return rooms.resendIds;
+      });
     }
     const rateLimited = new Counter({
       name: 'chat_rate_limited_total',

@@ -47,6 +47,11 @@ export class InMemoryRoomState extends RoomState {
     this.resendClock = this.now;
   }
 
+  /** Client message ids remembered to catch resends, in every room; for metrics. */
+  get resendIds(): number {
+    return this.resendsHeld;
+  }
+
   /** Rooms holding history, and their bytes in all; for metrics. */
   get historySize(): { rooms: number; bytes: number } {
     return { rooms: this.histories.size, bytes: this.totalBytes };

@@ -136,6 +136,11 @@ export abstract class RoomState {
     }
   }
 
+  /** Resend keys this process remembers (the default {@link appendOnce}'s); for metrics. */
+  protected get resendsHeld(): number {
+    return this.resends?.size ?? 0;
+  }
+
   /** Forgets `resendKey` in `room`, after its record could not be sent. */
   protected async forgetResend(room: string, resendKey: string): Promise<void> {
     this.resends?.delete(room, resendKey);
