@@ -162,6 +162,15 @@ class Handlers {
     event.reply({ type: 'slow_done' });
   }
 
+  /** Opened by a test: the `stuck` handler waits for it. */
+  static gate = Promise.resolve();
+
+  @ChatEvent('stuck')
+  async stuck(event: ChatEventContext): Promise<void> {
+    await Handlers.gate;
+    event.reply({ type: 'unstuck' });
+  }
+
   @ChatEvent('refuse')
   refuse(): void {
     throw new ChatMessageRejected('not now', 'not_now');
@@ -195,6 +204,7 @@ describe('Client events and acknowledged sends', () => {
         ChatModule.forRoot({
           ...UNLIMITED_ADDRESS,
           rateLimit: { messagesPerSecond: 0.1, burst: 10 },
+          maxPendingFrames: 5,
         }),
       ],
       providers: [Handlers],
@@ -312,6 +322,49 @@ describe('Client events and acknowledged sends', () => {
     reader.send({ message: 'once', id: 'c-42' });
     const bobs = await reader.nextOfType<Required<ChatFrame>>('chat');
     expect(bobs.id).not.toBe(chat.id);
+  });
+
+  it('refuses frames past maxPendingFrames behind a handler stuck for over 5 s', async () => {
+    let open = (): void => undefined;
+    Handlers.gate = new Promise<void>((resolve) => (open = resolve));
+    const client = await join('?room=pending');
+    client.send({ type: 'stuck' });
+    for (let i = 1; i < 5; i++) client.send({ type: 'echo', text: i, id: `p-${i}` });
+    // Five wait; they were taken at once. Past the grace, the sixth on is refused.
+    await client.expectSilence(5200, 'echoed');
+    for (let i = 5; i < 8; i++) client.send({ type: 'echo', text: i, id: `p-${i}` });
+    const refused = await framesOf(client, 3);
+    expect(refused.map((frame) => [frame.code, frame.id])).toEqual([
+      ['rate_limited', 'p-5'],
+      ['rate_limited', 'p-6'],
+      ['rate_limited', 'p-7'],
+    ]);
+    expect(refused[0]?.message).toBe('too many frames waiting: this one was not handled');
+    open();
+    const handled = await framesOf(client, 1 + 4 * 2);
+    expect(handled[0]).toEqual({ type: 'unstuck' });
+    expect(handled.filter((frame) => frame.type === 'echoed')).toHaveLength(4);
+  }, 15_000);
+
+  it('stores a message sent with one id from two sockets of a user at once only once', async () => {
+    const first = await join('?room=twice&name=cid');
+    const second = await join('?room=twice&name=cid');
+    const reader = await join('?room=twice&name=dan');
+    first.send({ message: 'at once', id: 'same' });
+    second.send({ message: 'at once', id: 'same' });
+    const [a, b] = await Promise.all([
+      first.nextOfType<Frame>('ack'),
+      second.nextOfType<Frame>('ack'),
+    ]);
+    expect(a).toEqual(b);
+    await expect(reader.nextOfType('chat')).resolves.toMatchObject({ id: a.message_id });
+    await reader.expectSilence(200, 'chat');
+  });
+
+  it('sends to a connection only by an id the chat gave out', async () => {
+    await expect(rooms.sendToConnection('anything', { type: 'note' })).rejects.toThrow(
+      InvalidChatFrame,
+    );
   });
 
   it('answers a failed send with an error carrying its id', async () => {

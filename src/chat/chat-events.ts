@@ -16,6 +16,9 @@ import {
 import type { Connection } from './connection.js';
 import { Outbox, TextFrame } from './outbox.js';
 
+/** The error for a frame refused because too many of its socket's frames wait to be handled. */
+export const TOO_MANY_WAITING = 'too many frames waiting: this one was not handled';
+
 const CHAT_EVENT = 'nest-channels-chat:event';
 
 /**
@@ -115,31 +118,36 @@ export class ChatEvents {
   receive(connection: Connection, event: EventClientFrame): void {
     const handler = this.handlers.get(event.type);
     if (!handler) {
-      this.outbox.error(
-        connection,
-        ErrorCode.UnknownType,
-        `no event ${JSON.stringify(event.type)} here: send {"message": "..."} or a declared type`,
-        event.id,
+      const why = `no event ${JSON.stringify(event.type)} here: send {"message": "..."} or a declared type`;
+      connection.inOrder(async () =>
+        this.outbox.error(connection, ErrorCode.UnknownType, why, event.id),
       );
       return;
     }
-    connection.inOrder(() => this.handle(connection, event, handler));
+    // The channel now: leaving clears it, and a handler that runs late still knows its socket.
+    const channel = connection.channel as string;
+    if (!connection.inOrder(() => this.handle(connection, channel, event, handler))) {
+      this.outbox.error(connection, ErrorCode.RateLimited, TOO_MANY_WAITING, event.id);
+    }
   }
 
   private async handle(
     connection: Connection,
+    channel: string,
     event: EventClientFrame,
     handler: ChatEventHandler,
   ): Promise<void> {
+    // A frame still waiting when its socket closed is not handled.
+    if (connection.closed) return;
     const { outbox, layer } = this;
-    const { room, channel } = connection;
+    const { room } = connection;
     const context: ChatEventContext = {
       type: event.type,
       frame: event.frame,
       user: connection.user,
       userName: connection.userName,
       room,
-      connectionId: channel as string,
+      connectionId: channel,
       reply(frame) {
         outbox.reply(connection, new TextFrame(hostMessage(frame).text));
       },

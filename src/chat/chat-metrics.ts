@@ -106,7 +106,11 @@ export class ChatMetrics {
     fromField('chat_frames_sent_total', 'Frames written to clients, of every type.', () => {
       return this.deliveries + this.controlFramesSent;
     });
-    fromField('chat_deliveries_total', 'Chat frames written to sockets.', () => this.deliveries);
+    fromField(
+      'chat_deliveries_total',
+      'Frames of room messages (chat, presence, host frames) written to sockets.',
+      () => this.deliveries,
+    );
     fromField(
       'chat_deliveries_dropped_total',
       'Chat frames not written to a slow socket whose send buffer was full.',

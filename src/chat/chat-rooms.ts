@@ -9,11 +9,12 @@ import {
   HOST_FRAME,
   HostFrame,
   InvalidChatFrame,
+  RESERVED_GROUP_PREFIX,
   hostFrameProblem,
 } from './chat.protocol.js';
 
-/** Groups the chat keeps for itself begin with this; no room may. */
-export const RESERVED_GROUP_PREFIX = '__';
+/** A process-local channel of the chat's sockets: `chat.<layer id>!<random>`. */
+const CONNECTION_ID = /^chat\.[A-Za-z0-9\-_.]+![A-Za-z0-9\-_.]+$/;
 
 /** The group of every socket of the user `userId` (as `authenticate` returned it). */
 export function userGroup(userId: string): string {
@@ -66,8 +67,12 @@ export class ChatRooms {
    * store's error (`ChannelLayerUnavailable`, ...).
    */
   async send(message: string, options: { room?: string; user?: string } = {}): Promise<ChatRecord> {
+    const room = options.room ?? this.defaultRoom;
+    if (room.startsWith(RESERVED_GROUP_PREFIX)) {
+      throw new InvalidChatFrame(`no room begins with ${RESERVED_GROUP_PREFIX}`);
+    }
     return this.rooms.appendAndSend(
-      options.room ?? this.defaultRoom,
+      room,
       { message, user: options.user ?? 'system' },
       this.layer,
       CHAT_MESSAGE,
@@ -92,10 +97,15 @@ export class ChatRooms {
   }
 
   /**
-   * Sends `frame` to one socket, by the `connectionId` an event handler saw. A socket that has
-   * closed gets nothing: the layer drops the frame once its message expiry passes.
+   * Sends `frame` to one socket, by the `connectionId` an event handler saw; throws
+   * `InvalidChatFrame` for an id of another shape. A socket that has closed gets nothing: the
+   * layer holds the frame (up to its `capacity` per id) until its `expiry`, then drops it, so
+   * pass on ids your own code got from the chat, not any a client names.
    */
   async sendToConnection(connectionId: string, frame: HostFrame): Promise<void> {
+    if (!CONNECTION_ID.test(connectionId)) {
+      throw new InvalidChatFrame(`${JSON.stringify(connectionId)} is no chat connection id`);
+    }
     await this.layer.send(connectionId, hostMessage(frame));
   }
 

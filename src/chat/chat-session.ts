@@ -1,6 +1,6 @@
 import { isValidGroupName } from '../channel-layer/channel-names.js';
 import { isRecordId } from '../rooms/room-state.js';
-import { ErrorCode, ProtocolError } from './chat.protocol.js';
+import { ErrorCode, ProtocolError, RESERVED_GROUP_PREFIX } from './chat.protocol.js';
 
 /** Where a socket chats and as whom, from its handshake URL. */
 export interface ChatSession {
@@ -54,7 +54,7 @@ export function parseSession(
       room = '';
     }
   }
-  if (!isValidGroupName(room) || room.startsWith('__')) {
+  if (!isValidGroupName(room) || room.startsWith(RESERVED_GROUP_PREFIX)) {
     return new ProtocolError(
       ErrorCode.InvalidRoom,
       `invalid room ${JSON.stringify(room)}: use ASCII letters, digits, '-', '_' or '.', fewer than 100, not beginning with __`,

@@ -40,7 +40,7 @@ import {
   parseClientFrame,
   wireFrame,
 } from './chat.protocol.js';
-import { ChatEvents } from './chat-events.js';
+import { ChatEvents, TOO_MANY_WAITING } from './chat-events.js';
 import { ChatHooks } from './chat-hooks.js';
 import { Connection, ConnectionState } from './connection.js';
 import { resolveConnectionPolicy } from './connection-policy.js';
@@ -81,6 +81,8 @@ export class ChatGateway
   /** The last layer message encoded: every member of one groupSend gets the same object. */
   private lastMessage?: ChannelMessage;
   private lastFrame?: TextFrame;
+  /** The channel the last message leaves out (an event's `exceptSelf`). */
+  private lastExcept?: string;
 
   constructor(
     private readonly layer: ChannelLayer,
@@ -214,14 +216,17 @@ export class ChatGateway
     if (connection.progress) connection.progress.messages++;
     if (!this.limits.withinRate(connection, bytes)) return;
     if (connection.state === ConnectionState.Joined) this.receive(connection, data);
-    else if (connection.state === ConnectionState.Joining) connection.holdFrame(data);
+    else if (connection.state === ConnectionState.Joining && !connection.holdFrame(data)) {
+      this.outbox.error(connection, ErrorCode.RateLimited, TOO_MANY_WAITING);
+    }
   }
 
   /** The seed's `receive`: one client frame → one `groupSend`, in each sender's order. */
   private receive(connection: Connection, data: unknown): void {
     const frame = parseClientFrame(data);
     if (frame instanceof ProtocolError) {
-      this.outbox.error(connection, frame.code, frame.message, frame.id);
+      // In order with the frames before it, as their acks are.
+      this.answer(connection, frame.code, frame.message, frame.id);
       return;
     }
     if (frame.kind === 'event') {
@@ -232,7 +237,7 @@ export class ChatGateway
     const max = this.options.maxMessageBytes;
     // UTF-8 takes at least a byte per UTF-16 unit and at most three.
     if (text.length > max || (text.length * 3 > max && Buffer.byteLength(text) > max)) {
-      this.outbox.error(
+      this.answer(
         connection,
         ErrorCode.MessageTooLong,
         `message not sent: longer than ${max} bytes`,
@@ -240,7 +245,16 @@ export class ChatGateway
       );
       return;
     }
-    connection.inOrder(() => this.publish(connection, text, id));
+    if (!connection.inOrder(() => this.publish(connection, text, id))) {
+      this.outbox.error(connection, ErrorCode.RateLimited, TOO_MANY_WAITING, id);
+    }
+  }
+
+  /** An error about a client frame, after the answers to the frames before it. */
+  private answer(connection: Connection, code: ErrorCode, why: string, id?: string): void {
+    if (!connection.inOrder(async () => this.outbox.error(connection, code, why, id))) {
+      this.outbox.error(connection, ErrorCode.RateLimited, TOO_MANY_WAITING, id);
+    }
   }
 
   /**
@@ -275,11 +289,13 @@ export class ChatGateway
 
   /** The layer's push delivery to one joined socket: a message's `type` picks its frame. */
   private deliver(connection: Connection, message: ChannelMessage): boolean {
-    if (message.except !== undefined && message.except === connection.channel) return true;
     const frame = this.frameOf(message);
-    if (frame) return this.outbox.deliver(connection, frame);
-    this.logger.warn(`no handler for message type ${message.type}`);
-    return true;
+    if (!frame) {
+      this.logger.warn(`no handler for message type ${message.type}`);
+      return true;
+    }
+    if (this.lastExcept !== undefined && this.lastExcept === connection.channel) return true;
+    return this.outbox.deliver(connection, frame);
   }
 
   /**
@@ -290,10 +306,12 @@ export class ChatGateway
     if (message !== this.lastMessage) {
       if (message.type === HOST_FRAME && typeof message.text === 'string') {
         this.lastFrame = new TextFrame(message.text);
+        this.lastExcept = typeof message.except === 'string' ? message.except : undefined;
       } else {
         const frame = wireFrame(message);
         if (!frame) return undefined;
         this.lastFrame = new TextFrame(JSON.stringify(frame));
+        this.lastExcept = undefined;
       }
       this.lastMessage = message;
     }
@@ -320,6 +338,7 @@ export class ChatGateway
         guestName(),
       info: this.hooks.any ? { user, group: room, request } : undefined,
       ...this.limits.watch(socket, stream),
+      maxPendingFrames: this.options.maxPendingFrames,
     });
     this.connections.set(socket, connection);
     this.handshake.opened(address);

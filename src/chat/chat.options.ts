@@ -242,6 +242,13 @@ export interface ChatModuleOptions extends ConnectionPolicyOptions {
    * @default 2000
    */
   closeTimeoutMs?: number;
+  /**
+   * Frames of one socket that may wait to be handled while it joins, or behind an `onMessage`
+   * hook or event handler: once the one they wait for has run over 5 s, one more is refused with
+   * `rate_limited`.
+   * @default 100
+   */
+  maxPendingFrames?: number;
 }
 
 /** Defaults of {@link ChatModuleOptions}. */
@@ -258,6 +265,7 @@ export const CHAT_DEFAULTS = {
   maxTotalBufferedBytes: 256 * 1024 * 1024,
   maxUnfinishedBytes: 64 * 1024 * 1024,
   closeTimeoutMs: 2000,
+  maxPendingFrames: 100,
 } as const;
 
 /** The options the gateway runs on, defaults applied. */
@@ -272,7 +280,7 @@ export function resolveChatOptions(options: ChatModuleOptions = {}): ResolvedCha
   return {
     ...options,
     path: urlPath('path', options.path ?? CHAT_DEFAULTS.path),
-    group: options.group ?? CHAT_DEFAULTS.group,
+    group: defaultRoom(options.group ?? CHAT_DEFAULTS.group),
     roomPath: urlPath('roomPath', options.roomPath ?? CHAT_DEFAULTS.roomPath),
     historyLimit: options.historyLimit ?? CHAT_DEFAULTS.historyLimit,
     presenceDelayMs: options.presenceDelayMs ?? CHAT_DEFAULTS.presenceDelayMs,
@@ -283,7 +291,18 @@ export function resolveChatOptions(options: ChatModuleOptions = {}): ResolvedCha
     maxTotalBufferedBytes: options.maxTotalBufferedBytes ?? CHAT_DEFAULTS.maxTotalBufferedBytes,
     maxUnfinishedBytes: options.maxUnfinishedBytes ?? CHAT_DEFAULTS.maxUnfinishedBytes,
     closeTimeoutMs: options.closeTimeoutMs ?? CHAT_DEFAULTS.closeTimeoutMs,
+    maxPendingFrames: options.maxPendingFrames ?? CHAT_DEFAULTS.maxPendingFrames,
   };
+}
+
+/** The `group` option, unless it is a name the chat keeps for itself. */
+function defaultRoom(group: string): string {
+  if (group.startsWith('__')) {
+    throw new Error(
+      `ChatModule: group ${JSON.stringify(group)} begins with __, kept for the chat's own groups`,
+    );
+  }
+  return group;
 }
 
 /** `path` without its trailing slash (`/` stays `/`): how chat paths and routes are compared. */

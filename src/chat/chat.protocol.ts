@@ -101,6 +101,9 @@ export const RESERVED_FRAME_TYPES: ReadonlySet<string> = new Set([
   'ack',
 ]);
 
+/** Groups the chat keeps for itself (a user's sockets) begin with this; no room may. */
+export const RESERVED_GROUP_PREFIX = '__';
+
 /** A type name a host frame or client event may have: a letter, then letters, digits, `_.:-`. */
 const FRAME_TYPE = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/;
 

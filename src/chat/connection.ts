@@ -9,6 +9,12 @@ import type { MessageProgress } from './message-deadline.js';
 import type { Recipient } from './outbox.js';
 import type { RateLimiter } from './rate-limiter.js';
 
+/**
+ * How long the task at the head of a socket's queue (or its join) may run before frames past
+ * `maxPendingFrames` waiting behind it are refused.
+ */
+export const STUCK_MS = 5000;
+
 /** Where a socket stands; it only moves forward. */
 export enum ConnectionState {
   /** Open, joining its room: its frames and the room's messages wait for the greeting. */
@@ -31,6 +37,8 @@ export interface ConnectionInit {
   info: ChatConnectionInfo | undefined;
   limiter: RateLimiter | undefined;
   progress: MessageProgress | undefined;
+  /** Frames that may wait to be handled (held while joining, or behind a slow handler). */
+  maxPendingFrames: number;
 }
 
 /** One chat socket: who it is, where it stands, and what it holds of the layer and the room. */
@@ -68,10 +76,19 @@ export class Connection implements Recipient {
   private messages?: ChannelMessage[];
   /** The last message in flight: the next waits for it, so each sender's order holds. */
   private sending?: Promise<void>;
+  /** Frames held or queued, not yet handled. */
+  private pending = 0;
+  private readonly maxPending: number;
+  /** When the task now running (or the join) began (performance.now()). */
+  private busySince = performance.now();
 
   /** Whether the socket has closed; read after each await of a join, which it may outlive. */
   get closed(): boolean {
     return this.state === ConnectionState.Closed;
+  }
+
+  private stuck(): boolean {
+    return this.pending >= this.maxPending && performance.now() - this.busySince > STUCK_MS;
   }
 
   constructor(init: ConnectionInit) {
@@ -85,11 +102,18 @@ export class Connection implements Recipient {
     this.info = init.info;
     this.limiter = init.limiter;
     this.progress = init.progress;
+    this.maxPending = init.maxPendingFrames;
   }
 
-  /** A client frame that came while joining, handled once joined. */
-  holdFrame(data: unknown): void {
+  /**
+   * A client frame that came while joining, handled once joined; `false` (and not held) when
+   * `maxPendingFrames` wait already behind a join that has taken over {@link STUCK_MS}.
+   */
+  holdFrame(data: unknown): boolean {
+    if (this.stuck()) return false;
+    this.pending++;
     (this.frames ??= []).push(data);
+    return true;
   }
 
   /** A room message that came while joining, delivered after the history. */
@@ -101,6 +125,7 @@ export class Connection implements Recipient {
   heldFrames(): unknown[] {
     const frames = this.frames ?? [];
     this.frames = undefined;
+    this.pending -= frames.length;
     return frames;
   }
 
@@ -121,9 +146,27 @@ export class Connection implements Recipient {
     return createHash('sha256').update(`${sender}\n${id}`).digest('base64url');
   }
 
-  /** Runs `task` after this connection's previous one has settled. */
-  inOrder(task: () => Promise<void>): void {
+  /**
+   * Runs `task` after this connection's previous one has settled; `false` (and not run) when
+   * `maxPendingFrames` wait already behind a task (a hook, a handler) running for over
+   * {@link STUCK_MS}. Frames that arrive together (one TCP read) all count until their tasks
+   * settle, a moment later: only a task that hangs makes the bound bite.
+   */
+  inOrder(task: () => Promise<void>): boolean {
+    if (this.stuck()) return false;
+    this.pending++;
+    const release = (): void => {
+      this.pending--;
+      this.busySince = performance.now();
+    };
+    // Tasks answer their own failures; one that throws must neither break the chain nor reach
+    // the process as an unhandled rejection.
+    const run = (): Promise<void> => {
+      this.busySince = performance.now();
+      return task().then(release, release);
+    };
     const previous = this.sending;
-    this.sending = previous ? previous.then(task) : task();
+    this.sending = previous ? previous.then(run, run) : run();
+    return true;
   }
 }

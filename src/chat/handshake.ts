@@ -164,6 +164,8 @@ export class Handshake {
         decide(false, 503, 'Service Unavailable', { 'Retry-After': '5' });
       }, this.policy.handshakeTimeoutMs);
     }
+    // Which hook an HttpException came from, for the refusal's metric.
+    let stage: 'auth' | 'room' = 'auth';
     try {
       const { authenticate, canJoin, roomOf } = this.hooks;
       const user = authenticate ? await authenticate(request) : undefined;
@@ -173,6 +175,7 @@ export class Handshake {
         return decide(false, 401, 'Unauthorized');
       }
       const room = canJoin ? roomOf(request) : undefined;
+      stage = 'room';
       if (
         canJoin &&
         room !== undefined &&
@@ -188,7 +191,7 @@ export class Handshake {
     } catch (error) {
       if (decided) return;
       if (error instanceof HttpException) {
-        this.metrics.handshakeRefused('auth');
+        this.metrics.handshakeRefused(stage);
         return decide(false, error.getStatus(), error.message);
       }
       this.logger.error(`authenticate or canJoin hook failed: ${errorText(error)}`);

@@ -143,6 +143,8 @@ export class Outbox {
    * queued: then it would not read it.
    */
   error(to: Recipient, code: ErrorCode | string, message: string, id?: string): void {
+    // Nothing after ws has sent or seen a close frame (RFC 6455, section 5.5.1).
+    if (to.socket.readyState !== WebSocket.OPEN) return;
     if (to.socket.bufferedAmount > this.limit) {
       this.metrics.errorsSkipped++;
       return;

@@ -84,9 +84,15 @@ export class RoomMembership {
       const started = performance.now();
       await this.layer.groupDiscard(room, channel);
       this.metrics.layerOperation('group_discard', performance.now() - started);
-      if (connection.user) await this.layer.groupDiscard(userGroup(connection.user.id), channel);
     } catch (error) {
       this.logger.warn(`could not leave group ${room}: ${errorText(error)}`);
+    }
+    if (connection.user) {
+      try {
+        await this.layer.groupDiscard(userGroup(connection.user.id), channel);
+      } catch (error) {
+        this.logger.warn(`could not leave a user's group: ${errorText(error)}`);
+      }
     }
     if (!connection.present) return;
     connection.present = false;

@@ -4,6 +4,30 @@ import { LuaScript, NOW } from '../redis/lua-script.js';
 // The history of `RedisRoomState`: its keys are laid out in `redis-room-keys.ts`.
 
 /**
+ * Lua defining `remember(resends, order, key, value, window, max_ids)`, after `NOW`: stores a
+ * resend key's value, then forgets, oldest first, the keys past `max_ids` or out of the window.
+ */
+const REMEMBER_FUNCTION = `
+local function remember(resends, order, key, value, window, max_ids)
+  redis.call('HSET', resends, key, value)
+  local n = redis.call('LPUSH', order, key)
+  while n > 0 do
+    local oldest = redis.call('LINDEX', order, -1)
+    local seen = redis.call('HGET', resends, oldest)
+    local at = seen and tonumber(string.match(seen, '^(%d+):'))
+    local stale = not at or at + window <= now
+    if n <= max_ids and not stale then break end
+    redis.call('RPOP', order)
+    -- A key stored again since holds a newer value: it stays unless past the bound.
+    if seen and (stale or oldest ~= key) then redis.call('HDEL', resends, oldest) end
+    n = n - 1
+  end
+  redis.call('PEXPIRE', resends, window)
+  redis.call('PEXPIRE', order, window)
+end
+`;
+
+/**
  * Lua defining `append(keys, argv)`, after `NOW`; shared by {@link APPEND} and {@link APPEND_AND_SEND}:
  * the record's XADD, the trim of its room to both bounds, its size in `R:sizes` and `R:bytes`,
  * its stamp in `R:written`, the pruning of expired rooms and the eviction of the least recently
@@ -19,7 +43,7 @@ import { LuaScript, NOW } from '../redis/lua-script.js';
  * or out of the window; both keys expire with the window, and go with the room's history when it
  * is evicted.
  */
-const APPEND_FUNCTION = `
+const APPEND_FUNCTION = `${REMEMBER_FUNCTION}
 local function entry_bytes(fields)
   for i = 1, #fields, 2 do
     if fields[i] == 'b' then return tonumber(fields[i + 1]) end
@@ -48,24 +72,6 @@ end
 
 local function integer(n)
   return string.format('%.0f', n)
-end
-
-local function remember(resends, order, key, value, window, max_ids)
-  redis.call('HSET', resends, key, value)
-  local n = redis.call('LPUSH', order, key)
-  while n > 0 do
-    local oldest = redis.call('LINDEX', order, -1)
-    local seen = redis.call('HGET', resends, oldest)
-    local at = seen and tonumber(string.match(seen, '^(%d+):'))
-    local stale = not at or at + window <= now
-    if n <= max_ids and not stale then break end
-    redis.call('RPOP', order)
-    -- A key stored again since holds a newer value: it stays unless past the bound.
-    if seen and (stale or oldest ~= key) then redis.call('HDEL', resends, oldest) end
-    n = n - 1
-  end
-  redis.call('PEXPIRE', resends, window)
-  redis.call('PEXPIRE', order, window)
 end
 
 local function append(keys, argv)
@@ -222,4 +228,14 @@ return append(KEYS, ARGV)
  */
 export const APPEND_AND_SEND = new GroupSendStep(`${APPEND_FUNCTION}
 local step = append
+`);
+
+/**
+ * Stores a resend key after its record was appended and sent in two steps (a layer that cannot
+ * run the append in its `groupSend`). KEYS: `R:rs:<room>`, `R:ro:<room>`. ARGV: the key, the
+ * record's ts, its id, the window ms, the ids per room.
+ */
+export const REMEMBER = new LuaScript(`${NOW}${REMEMBER_FUNCTION}
+remember(KEYS[1], KEYS[2], ARGV[1], string.format('%.0f', now) .. ':' .. ARGV[2] .. ':' .. ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]))
+return 1
 `);

@@ -5,7 +5,7 @@ import { positiveSeconds } from '../channel-layer/channel-names.js';
 import { randomName } from '../channel-layer/random-name.js';
 import { RedisChannelLayer } from '../channel-layer/redis-channel-layer.js';
 import { DEFAULT_REDIS_HOSTS, RedisShards, keyPrefix } from '../redis/redis-shards.js';
-import { APPEND, APPEND_AND_SEND } from './redis-history-scripts.js';
+import { APPEND, APPEND_AND_SEND, REMEMBER } from './redis-history-scripts.js';
 import { RedisPresence } from './redis-presence.js';
 import { RoomKeys } from './redis-room-keys.js';
 import { REDIS_ROOM_STATE_OPTIONS } from './redis-room-state.options.js';
@@ -118,29 +118,41 @@ export class RedisRoomState extends RoomState {
   }
 
   async append(room: string, message: { message: string; user: string }): Promise<ChatRecord> {
-    return (await this.appendOnce(room, message, '')).record;
-  }
-
-  /** One script: the resend key is checked and stored in Redis, so every process sees it. */
-  protected override async appendOnce(
-    room: string,
-    message: { message: string; user: string },
-    resendKey: string,
-  ): Promise<{ record: ChatRecord; stored: boolean }> {
     this.assertOpen();
     const ts = this.now();
-    const args = this.appendArgs(room, message, ts, resendKey);
+    const args = this.appendArgs(room, message, ts, '');
     const reply = await this.shards.of(room).run(APPEND, this.keys.append(room), args);
-    return this.appended(room, message, ts, reply as Appended);
+    return this.appended(room, message, ts, reply as Appended).record;
   }
 
-  protected override async forgetResend(room: string, resendKey: string): Promise<void> {
+  /** A resend key stored in Redis within the window, by any process. */
+  protected override async storedResend(
+    room: string,
+    resendKey: string,
+    message: { message: string; user: string },
+  ): Promise<ChatRecord | undefined> {
     const key = this.keys.resends(room);
+    const seen = await this.shards.of(room).command((client) => client.hget(key, resendKey));
+    const match = seen ? /^(\d+):(\d+):(.+)$/.exec(seen) : null;
+    if (!match || Number(match[1]) + this.resendPolicy.windowMs <= this.now()) return undefined;
+    const { message: text, user } = message;
+    return { type: 'chat', message: text, room, user, id: match[3], ts: Number(match[2]) };
+  }
+
+  protected override async rememberResend(
+    room: string,
+    resendKey: string,
+    record: ChatRecord,
+  ): Promise<void> {
+    const { windowMs, perRoom } = this.resendPolicy;
+    if (perRoom === 0) return;
+    const keys = this.keys.append(room).slice(5);
     await this.shards
       .of(room)
-      .command((client) => client.hdel(key, resendKey))
+      .run(REMEMBER, keys, [resendKey, record.ts, record.id, windowMs, perRoom])
       .catch((error: unknown) => {
-        this.logger.warn(`could not forget a resend key of ${room}: ${errorText(error)}`);
+        // The message is out; only a resend to another process could now be stored again.
+        this.logger.warn(`could not remember a resend key of ${room}: ${errorText(error)}`);
       });
   }
 

@@ -82,10 +82,13 @@ export abstract class RoomState {
    *
    * With `resendKey` (the gateway's: the sender and the client's message id), the append is
    * idempotent: the same key in the same room again, within `resendWindowMs` and among the room's
-   * last `maxResendIds` keys, stores and sends nothing and resolves with the first record. The
-   * default remembers keys in this process ({@link appendOnce}); `RedisRoomState` keeps them in
-   * Redis, so a resend to another process is caught too. A failed send forgets its key, so the
-   * resend is tried again.
+   * last `maxResendIds` keys, stores and sends nothing and resolves with the first record once
+   * that one is published (or rejects as it did). The default, in two steps, remembers a key in
+   * this process when its record is stored, and asks {@link storedResend} and
+   * {@link rememberResend} for what other processes did: a resend that reaches another process
+   * while the first is still being sent may then be stored twice, never acknowledged unsent.
+   * `RedisRoomState` on a `RedisChannelLayer` checks, appends, remembers and publishes in one
+   * script, exactly once whichever process the resend reaches.
    */
   async appendAndSend(
     room: string,
@@ -99,51 +102,74 @@ export abstract class RoomState {
       await layer.groupSend(room, { ...record, type });
       return record;
     }
-    const { record, stored } = await this.appendOnce(room, message, resendKey);
-    if (!stored) return record;
-    try {
+    return this.once(room, resendKey, async () => {
+      const earlier = await this.storedResend(room, resendKey, message);
+      if (earlier) {
+        this.countResend();
+        return earlier;
+      }
+      const record = await this.append(room, message);
       await layer.groupSend(room, { ...record, type });
-    } catch (error) {
-      await this.forgetResend(room, resendKey);
-      throw error;
-    }
-    return record;
+      await this.rememberResend(room, resendKey, record);
+      return record;
+    });
   }
 
   /**
-   * {@link append} unless `resendKey` was stored in `room` within the window: then the record it
-   * got, and `stored: false`. The default remembers keys in this process only.
+   * Runs `task` unless `resendKey` ran in `room` in this process within the window: then its
+   * result, once it has settled. A task that fails is forgotten, so the resend is tried again.
    */
-  protected async appendOnce(
+  protected async once(
     room: string,
-    message: { message: string; user: string },
     resendKey: string,
-  ): Promise<{ record: ChatRecord; stored: boolean }> {
+    task: () => Promise<ChatRecord>,
+  ): Promise<ChatRecord> {
     const resends = (this.resends ??= new ResendMemory(this.resendPolicy, this.resendClock));
     const earlier = resends.get(room, resendKey);
     if (earlier) {
       const record = await earlier;
       this.countResend();
-      return { record, stored: false };
+      return record;
     }
-    const record = this.append(room, message);
-    resends.set(room, resendKey, record);
+    const done = task();
+    resends.set(room, resendKey, done);
     try {
-      return { record: await record, stored: true };
+      return await done;
     } catch (error) {
       resends.delete(room, resendKey);
       throw error;
     }
   }
 
-  /** Resend keys this process remembers (the default {@link appendOnce}'s); for metrics. */
-  protected get resendsHeld(): number {
-    return this.resends?.size ?? 0;
+  /**
+   * The record other processes stored under `resendKey` within the window (`message` is what
+   * was resent); none by default.
+   */
+  protected async storedResend(
+    room: string,
+    resendKey: string,
+    message: { message: string; user: string },
+  ): Promise<ChatRecord | undefined> {
+    void room;
+    void resendKey;
+    void message;
+    return undefined;
   }
 
-  /** Forgets `resendKey` in `room`, after its record could not be sent. */
-  protected async forgetResend(room: string, resendKey: string): Promise<void> {
-    this.resends?.delete(room, resendKey);
+  /** Tells other processes `record` was stored and sent under `resendKey`; nothing by default. */
+  protected async rememberResend(
+    room: string,
+    resendKey: string,
+    record: ChatRecord,
+  ): Promise<void> {
+    void room;
+    void resendKey;
+    void record;
+  }
+
+  /** Resend keys this process remembers; for metrics. */
+  protected get resendsHeld(): number {
+    return this.resends?.size ?? 0;
   }
 
   /** Forgets every resend key of `room` (its history is gone); for stores that evict. */
