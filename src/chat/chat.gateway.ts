@@ -34,20 +34,19 @@ import {
 import {
   CHAT_MESSAGE,
   CloseCode,
-  HOST_FRAME,
   ErrorCode,
   ProtocolError,
   parseClientFrame,
-  wireFrame,
 } from './chat.protocol.js';
 import { ChatEvents, TOO_MANY_WAITING } from './chat-events.js';
 import { ChatHooks } from './chat-hooks.js';
 import { Connection, ConnectionState } from './connection.js';
 import { resolveConnectionPolicy } from './connection-policy.js';
 import { Handshake, VerifyDone } from './handshake.js';
+import { FanOutFrame } from './fan-out-frame.js';
 import { hostConflicts } from './host-conflicts.js';
 import { LOBBY_ROUTE } from './lobby.js';
-import { Outbox, TextFrame, bufferedBytes, directStream } from './outbox.js';
+import { Outbox, bufferedBytes, directStream } from './outbox.js';
 import { Presence } from './presence.js';
 import { RoomMembership } from './room-membership.js';
 import { SocketLimits } from './socket-limits.js';
@@ -59,7 +58,7 @@ import { SocketLimits } from './socket-limits.js';
  * the host's adapter and gateways are left as they are.
  *
  * The hot path, top to bottom below: `onFrame` → `receive` → `publish` → the room store and the
- * layer → `deliver` on every member → `Outbox.deliver`.
+ * layer → `deliver` on every member (its frame made once, `FanOutFrame`) → `Outbox.deliver`.
  */
 @Injectable()
 export class ChatGateway
@@ -78,11 +77,8 @@ export class ChatGateway
   private readonly connections = new Map<WebSocket, Connection>();
   /** Disconnected sockets still leaving their group: shutdown waits for them. */
   private readonly leaving = new Set<Promise<void>>();
-  /** The last layer message encoded: every member of one groupSend gets the same object. */
-  private lastMessage?: ChannelMessage;
-  private lastFrame?: TextFrame;
-  /** The channel the last message leaves out (an event's `exceptSelf`). */
-  private lastExcept?: string;
+  /** The frame of the message being fanned out, made once for all its members. */
+  private readonly fanOut = new FanOutFrame();
 
   constructor(
     private readonly layer: ChannelLayer,
@@ -289,33 +285,14 @@ export class ChatGateway
 
   /** The layer's push delivery to one joined socket: a message's `type` picks its frame. */
   private deliver(connection: Connection, message: ChannelMessage): boolean {
-    const frame = this.frameOf(message);
+    const frame = this.fanOut.of(message);
     if (!frame) {
       this.logger.warn(`no handler for message type ${message.type}`);
       return true;
     }
-    if (this.lastExcept !== undefined && this.lastExcept === connection.channel) return true;
+    const { except } = this.fanOut;
+    if (except !== undefined && except === connection.channel) return true;
     return this.outbox.deliver(connection, frame);
-  }
-
-  /**
-   * The message's wire frame, serialized and encoded once per groupSend: members share the
-   * message object, so memoize on it. Undefined for a type with no frame.
-   */
-  private frameOf(message: ChannelMessage): TextFrame | undefined {
-    if (message !== this.lastMessage) {
-      if (message.type === HOST_FRAME && typeof message.text === 'string') {
-        this.lastFrame = new TextFrame(message.text);
-        this.lastExcept = typeof message.except === 'string' ? message.except : undefined;
-      } else {
-        const frame = wireFrame(message);
-        if (!frame) return undefined;
-        this.lastFrame = new TextFrame(JSON.stringify(frame));
-        this.lastExcept = undefined;
-      }
-      this.lastMessage = message;
-    }
-    return this.lastFrame;
   }
 
   // A connection's life: open, join, close, leave.
