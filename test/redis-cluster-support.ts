@@ -118,15 +118,24 @@ export class RedisClusterProcess {
     return [...byPort].map(([port, ranges]) => ({ port, slots: ranges }));
   }
 
-  /** The ports of the shard that owns `slot`: its primary first, then its replicas. */
+  /**
+   * The ports of the shard that owns `slot`: its primary first, then its replicas (from `CLUSTER
+   * NODES`: `CLUSTER SLOTS` leaves out a replica it does not count as synced yet).
+   */
   async shardOf(slot: number): Promise<number[]> {
+    const primary = await this.primaryOf(slot);
     const live = this.nodes.find((node) => node.child !== null);
     if (!live) throw new Error('no node is running');
-    const slots = await this.on(live.port, (redis) => redis.cluster('SLOTS'));
-    for (const [low, high, ...nodes] of slots) {
-      if (slot >= low && slot <= high) return nodes.map(([, port]) => port);
-    }
-    throw new Error(`no primary owns slot ${slot}`);
+    const lines = String(await this.on(live.port, (redis) => redis.cluster('NODES')))
+      .trim()
+      .split('\n')
+      .map((line) => line.split(' '));
+    const portOf = (address: string): number => Number(address.split('@')[0].split(':').pop());
+    const primaryId = lines.find((fields) => portOf(fields[1]) === primary)?.[0];
+    const replicas = lines
+      .filter((fields) => fields[3] === primaryId && !fields[2].includes('fail'))
+      .map((fields) => portOf(fields[1]));
+    return [primary, ...replicas];
   }
 
   /** The primary whose slots hold `slot`. */
