@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { Cluster, ClusterNode, ClusterOptions } from 'ioredis';
+import { Cluster, ClusterNode, ClusterOptions, RedisOptions } from 'ioredis';
 import { InvalidChannelLayerInput } from '../channel-layer/channel-layer.errors.js';
 import { bucketTags, clusterSlot } from './cluster-slots.js';
 import { consistentHash } from './consistent-hash.js';
@@ -217,7 +217,12 @@ function labelOf(cluster: Cluster): string {
 
 /** The hosts to shard over, from a comma- or space-separated URL list or an array. */
 function hostList(hosts: string | ReadonlyArray<RedisHost>, owner: string): RedisHost[] {
-  const list = typeof hosts === 'string' ? hosts.split(/[\s,]+/).filter(Boolean) : [...hosts];
+  const list =
+    typeof hosts !== 'string'
+      ? [...hosts]
+      : /^rediss?\+sentinel:/.test(hosts.trim())
+        ? [sentinelOf(hosts.trim())]
+        : hosts.split(/[\s,]+/).filter(Boolean);
   if (list.length === 0) throw new InvalidChannelLayerInput('hosts must name at least one Redis');
   for (const host of list) {
     const options = typeof host === 'string' ? undefined : 'options' in host ? host.options : host;
@@ -230,6 +235,41 @@ function hostList(hosts: string | ReadonlyArray<RedisHost>, owner: string): Redi
     }
   }
   return list;
+}
+
+/**
+ * A Sentinel group from its URL:
+ * `redis+sentinel://[user:password@]host:port,host:port/<primary name>[/<db>]`, the password
+ * being the data nodes' (`rediss+sentinel://` for TLS to them). The client asks the sentinels
+ * where the primary is on every connect and, told of a failover (`failoverDetector`), moves to
+ * the new one at once.
+ */
+function sentinelOf(url: string): RedisOptions {
+  const match =
+    /^(rediss?)\+sentinel:\/\/(?:([^@/]*)@)?([^/?]+)\/([A-Za-z0-9._-]+)(?:\/(\d+))?\/?$/.exec(url);
+  if (!match) {
+    throw new InvalidChannelLayerInput(
+      'a Sentinel URL is redis+sentinel://host:port,host:port/<primary name>',
+    );
+  }
+  const [, scheme, auth, hosts, name, db] = match;
+  const sentinels = hosts.split(',').map((address) => {
+    const colon = address.lastIndexOf(':');
+    return colon === -1
+      ? { host: address, port: 26379 }
+      : { host: address.slice(0, colon), port: Number(address.slice(colon + 1)) };
+  });
+  const options: RedisOptions = { sentinels, name, failoverDetector: true };
+  if (auth) {
+    const colon = auth.indexOf(':');
+    const user = decodeURIComponent(colon === -1 ? '' : auth.slice(0, colon));
+    const password = decodeURIComponent(colon === -1 ? auth : auth.slice(colon + 1));
+    if (user) options.username = user;
+    if (password) options.password = password;
+  }
+  if (db) options.db = Number(db);
+  if (scheme === 'rediss') options.tls = {};
+  return options;
 }
 
 /** Where a store's Redis is when its options name none. */
