@@ -28,6 +28,9 @@ export function describeWithRedisCluster(name: string, body: () => void): void {
   }
 }
 
+/** The same check, for tests of other topologies started from the same binaries (Sentinel). */
+export const describeWithRedisBinaries = describeWithRedisCluster;
+
 /** One node of a {@link RedisClusterProcess}. */
 export interface ClusterNodeProcess {
   readonly port: number;

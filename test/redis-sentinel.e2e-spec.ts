@@ -6,7 +6,7 @@ import {
 } from '../src/index.js';
 import { ChatTestClient } from '../src/testing/index.js';
 import { describeChannelLayerConformance } from './channel-layer.conformance.js';
-import { describeWithRedisCluster } from './redis-cluster-support.js';
+import { describeWithRedisBinaries } from './redis-cluster-support.js';
 import { RedisSentinelGroup } from './redis-sentinel-support.js';
 import { uniquePrefix } from './redis-test-support.js';
 import { describeRoomStateConformance } from './room-state.conformance.js';
@@ -16,7 +16,7 @@ import { presenceOf } from './support/frames.js';
 /** How long chat may take to resume after the primary is killed: down after 1 s, then the vote. */
 const RESUME_WITHIN_MS = 15_000;
 
-describeWithRedisCluster('The layer, the room store and two apps on a real Sentinel group', () => {
+describeWithRedisBinaries('The layer, the room store and two apps on a real Sentinel group', () => {
   let group: RedisSentinelGroup;
 
   beforeAll(async () => {
