@@ -148,7 +148,7 @@ export function keyPrefix(prefix: string | undefined): string {
  * `redis+cluster://[user:password@]host:port,host:port[?buckets=16]` (`rediss+cluster://` for
  * TLS).
  */
-function clusterOf(hosts: RedisHosts): RedisClusterHosts | null {
+export function clusterOf(hosts: RedisHosts): RedisClusterHosts | null {
   if (typeof hosts === 'object' && 'cluster' in hosts) return hosts;
   if (typeof hosts !== 'string') return null;
   const match = /^(rediss?)\+cluster:\/\/(?:([^@/]*)@)?([^/?]+)\/?(?:\?(.*))?$/.exec(hosts.trim());
@@ -244,7 +244,7 @@ function hostList(hosts: string | ReadonlyArray<RedisHost>, owner: string): Redi
  * where the primary is on every connect and, told of a failover (`failoverDetector`), moves to
  * the new one at once.
  */
-function sentinelOf(url: string): RedisOptions {
+export function sentinelOf(url: string): RedisOptions {
   const match =
     /^(rediss?)\+sentinel:\/\/(?:([^@/]*)@)?([^/?]+)\/([A-Za-z0-9._-]+)(?:\/(\d+))?\/?$/.exec(url);
   if (!match) {
