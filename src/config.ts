@@ -60,8 +60,9 @@ export interface AppConfig {
   /** `CHANNEL_LAYER`: `memory` (default; one process) or `redis` (many processes). */
   channelLayer: 'memory' | 'redis';
   /**
-   * `REDIS_URL`: one URL, or several separated by commas to shard over; default
-   * `redis://127.0.0.1:6379`. Read only with `CHANNEL_LAYER=redis`.
+   * `REDIS_URL`: one URL, several separated by commas to shard over, or a Redis Cluster's seeds
+   * as `redis+cluster://h1:p1,h2:p2`; default `redis://127.0.0.1:6379`. Read only with
+   * `CHANNEL_LAYER=redis`.
    */
   redisUrl: string;
   /** `REDIS_PREFIX`: key and channel prefix, so apps can share one Redis; default `asgi`. */

@@ -1,16 +1,21 @@
 import type { ChannelLayerOptions } from './channel-layer.js';
-import type { RedisHost } from '../redis/redis-shard.js';
+import type { RedisHosts } from '../redis/redis-shards.js';
 
 /** Options of `RedisChannelLayer`: the shared ones plus channels_redis' own. */
 export interface RedisChannelLayerOptions extends ChannelLayerOptions {
   /**
    * The Redis host(s): a URL, several URLs separated by commas or spaces, or a list of URLs,
-   * ioredis options or ioredis clients. With several, channels and groups are sharded over them
-   * by a stable hash of their name; every process must list the same hosts in the same order.
-   * Clients you pass stay yours: `close()` leaves them open. Redis 6.2 or later.
+   * ioredis options (`{ sentinels, name }` for a Sentinel group) or ioredis clients. With
+   * several, channels and groups are sharded over them by a stable hash of their name; every
+   * process must list the same hosts in the same order. Redis 6.2 or later.
+   *
+   * Or a Redis Cluster (7.0 or later): `{ cluster: ['h1:7000', 'h2:7000'], buckets: 16 }` or
+   * `'redis+cluster://h1:7000,h2:7000'`; names are spread over `buckets` hash slots and groups
+   * fan out by sharded pub/sub (see {@link RedisClusterHosts}).
+   * Clients you pass stay yours: `close()` leaves them open.
    * @default 'redis://127.0.0.1:6379'
    */
-  hosts?: string | ReadonlyArray<RedisHost>;
+  hosts?: RedisHosts;
   /**
    * Prefix of every key and pub/sub channel, so several apps can share one Redis; `flush()` only
    * deletes keys under it. Pub/sub ignores the database number: apps sharing a Redis need

@@ -22,6 +22,7 @@ import { RedisShard } from '../redis/redis-shard.js';
 import { DEFAULT_REDIS_HOSTS, RedisShards, keyPrefix } from '../redis/redis-shards.js';
 
 export type { RedisHost } from '../redis/redis-shard.js';
+export type { RedisClusterHosts, RedisHosts } from '../redis/redis-shards.js';
 export * from './redis-channel-layer.options.js';
 
 /**
@@ -45,7 +46,8 @@ export * from './redis-channel-layer.options.js';
 export class RedisChannelLayer extends BaseChannelLayer {
   private readonly logger = new Logger(RedisChannelLayer.name);
   private readonly prefix: string;
-  private readonly keys: LayerKeys;
+  /** Each shard's key layout, by its index. */
+  private readonly shardKeys: LayerKeys[];
   private readonly cipher: MessageCipher | null;
   private readonly shards: RedisShards;
   private readonly refreshMs: number;
@@ -63,7 +65,6 @@ export class RedisChannelLayer extends BaseChannelLayer {
   ) {
     super(options);
     this.prefix = keyPrefix(options.prefix);
-    this.keys = new LayerKeys(this.prefix);
     this.cipher = options.symmetricEncryptionKeys
       ? new MessageCipher(options.symmetricEncryptionKeys)
       : null;
@@ -85,6 +86,7 @@ export class RedisChannelLayer extends BaseChannelLayer {
         },
       },
     });
+    this.shardKeys = this.shards.all.map((shard) => new LayerKeys(this.prefix, shard.tag));
     this.local = new LocalChannels({
       expiryMs: this.expiryMs,
       logger: this.logger,
@@ -94,7 +96,7 @@ export class RedisChannelLayer extends BaseChannelLayer {
     });
     this.groups = new LocalGroups({
       shards: this.shards,
-      keys: this.keys,
+      keysOf: (shard) => this.keysOf(shard),
       groupExpiryMs: this.groupExpiryMs,
       logger: this.logger,
       isClosed: () => this.closed,
@@ -123,19 +125,19 @@ export class RedisChannelLayer extends BaseChannelLayer {
       }
     }
     const name = nonLocalName(channel);
-    const refused = await this.shards
-      .of(name)
-      .run(
-        PUSH,
-        [this.keys.queue(name)],
-        [
-          this.expiryMs,
-          this.seal(json),
-          this.capacityOf(channel),
-          channel.slice(name.length),
-          this.keys.inboxTopic(name),
-        ],
-      );
+    const shard = this.shards.of(name);
+    const keys = this.keysOf(shard);
+    const refused = await shard.run(
+      PUSH,
+      [keys.queue(name)],
+      [
+        this.expiryMs,
+        this.seal(json),
+        this.capacityOf(channel),
+        channel.slice(name.length),
+        keys.inboxTopic(name),
+      ],
+    );
     if (refused !== 0) throw new ChannelFull(channel);
   }
 
@@ -162,8 +164,10 @@ export class RedisChannelLayer extends BaseChannelLayer {
     assertGroupName(group);
     assertChannelName(channel);
     const processLocal = channel.includes('!');
-    const key = processLocal ? this.keys.localMembers(group) : this.keys.members(group);
-    await this.shards.of(group).run(GROUP_ADD, [key], [this.groupExpiryMs, channel]);
+    const shard = this.shards.of(group);
+    const keys = this.keysOf(shard);
+    const key = processLocal ? keys.localMembers(group) : keys.members(group);
+    await shard.run(GROUP_ADD, [key], [this.groupExpiryMs, channel]);
     if (!processLocal) return;
     if (this.isLocal(channel)) await this.groups.join(group, channel);
     else await this.notifyOwner('a', group, channel);
@@ -177,21 +181,23 @@ export class RedisChannelLayer extends BaseChannelLayer {
     if (this.closed) return;
     const processLocal = channel.includes('!');
     if (processLocal) this.groups.leave(group, channel);
-    const key = processLocal ? this.keys.localMembers(group) : this.keys.members(group);
-    await this.shards.of(group).command((client) => client.zrem(key, channel));
+    const shard = this.shards.of(group);
+    const keys = this.keysOf(shard);
+    const key = processLocal ? keys.localMembers(group) : keys.members(group);
+    await shard.command((client) => client.zrem(key, channel));
     if (processLocal && !this.isLocal(channel)) await this.notifyOwner('d', group, channel);
   }
 
   async groupChannels(group: string): Promise<string[]> {
     this.assertOpen();
     assertGroupName(group);
-    const live = (await this.shards
-      .of(group)
-      .run(
-        GROUP_CHANNELS,
-        [this.keys.members(group), this.keys.localMembers(group)],
-        [],
-      )) as string[];
+    const shard = this.shards.of(group);
+    const keys = this.keysOf(shard);
+    const live = (await shard.run(
+      GROUP_CHANNELS,
+      [keys.members(group), keys.localMembers(group)],
+      [],
+    )) as string[];
     const local = this.groups.get(group);
     if (!local) return live;
     // Attached members are alive even if a refresh is late.
@@ -206,13 +212,13 @@ export class RedisChannelLayer extends BaseChannelLayer {
     this.assertOpen();
     assertGroupName(group);
     const payload = this.seal(toJson(message));
-    const queued = (await this.shards
-      .of(group)
-      .run(
-        GROUP_SEND,
-        [this.keys.members(group)],
-        [this.keys.groupTopic(group), payload],
-      )) as string[];
+    const shard = this.shards.of(group);
+    const keys = this.keysOf(shard);
+    const queued = (await shard.run(
+      GROUP_SEND,
+      [keys.members(group)],
+      [keys.groupTopic(group), payload],
+    )) as string[];
     if (queued.length > 0) this.stats.groupSendSkippedFull += await this.pushAll(queued, payload);
   }
 
@@ -236,10 +242,11 @@ export class RedisChannelLayer extends BaseChannelLayer {
     if (this.cipher || shard.server !== call.server) return undefined;
     if (this.groupSend !== RedisChannelLayer.prototype.groupSend) return undefined;
     const [head, tail] = jsonAround(message, call.field);
+    const keys = this.keysOf(shard);
     const [queued, done] = (await shard.run(
       call.step.script,
-      [...call.keys, this.keys.members(group)],
-      [...call.args, this.keys.groupTopic(group), head, tail],
+      [...call.keys, keys.members(group)],
+      [...call.args, keys.groupTopic(group), head, tail],
     )) as [string[], unknown[]];
     if (queued.length > 0 && typeof done[0] === 'string') {
       this.stats.groupSendSkippedFull += await this.pushAll(queued, head + done[0] + tail);
@@ -338,7 +345,8 @@ export class RedisChannelLayer extends BaseChannelLayer {
   private inboxOf(name: string): Inbox {
     let inbox = this.inboxes.get(name);
     if (!inbox) {
-      inbox = new Inbox(name, this.shards.of(name), this.keys, {
+      const shard = this.shards.of(name);
+      inbox = new Inbox(name, shard, this.keysOf(shard), {
         isClosed: () => this.closed,
         local: this.local,
         logger: this.logger,
@@ -370,8 +378,9 @@ export class RedisChannelLayer extends BaseChannelLayer {
       const shard = this.shards.of(channel);
       let batch = byShard.get(shard);
       if (!batch) byShard.set(shard, (batch = { keys: [], args: [this.expiryMs, payload] }));
-      batch.keys.push(this.keys.queue(channel));
-      batch.args.push(this.capacityOf(channel), '', this.keys.inboxTopic(channel));
+      const keys = this.keysOf(shard);
+      batch.keys.push(keys.queue(channel));
+      batch.args.push(this.capacityOf(channel), '', keys.inboxTopic(channel));
     }
     const full = await Promise.all(
       [...byShard].map(([shard, batch]) => shard.run(PUSH, batch.keys, batch.args)),
@@ -389,9 +398,12 @@ export class RedisChannelLayer extends BaseChannelLayer {
 
   private async notifyOwner(op: 'a' | 'd', group: string, channel: string): Promise<void> {
     const name = nonLocalName(channel);
-    await this.shards
-      .of(name)
-      .command((client) => client.publish(this.keys.inboxTopic(name), `${op} ${group} ${channel}`));
+    const shard = this.shards.of(name);
+    await shard.publish(this.keysOf(shard).inboxTopic(name), `${op} ${group} ${channel}`);
+  }
+
+  private keysOf(shard: RedisShard): LayerKeys {
+    return this.shardKeys[shard.index];
   }
 
   /** Subscriptions are back: take what was queued while wakes could not reach us. */

@@ -25,7 +25,8 @@ export interface LocalGroup {
 /** What the groups need from their layer. */
 export interface LocalGroupsHost {
   readonly shards: RedisShards;
-  readonly keys: LayerKeys;
+  /** The key layout of a shard's names. */
+  keysOf(shard: RedisShard): LayerKeys;
   readonly groupExpiryMs: number;
   readonly logger: Logger;
   isClosed(): boolean;
@@ -52,11 +53,12 @@ export class LocalGroups {
   async join(group: string, channel: string): Promise<void> {
     let local = this.groups.get(group);
     if (!local) {
+      const shard = this.host.shards.of(group);
       local = {
         kind: 'group',
         name: group,
-        topic: this.host.keys.groupTopic(group),
-        shard: this.host.shards.of(group),
+        topic: this.host.keysOf(shard).groupTopic(group),
+        shard,
         members: new Map(),
       };
       this.groups.set(group, local);
@@ -109,7 +111,7 @@ export class LocalGroups {
    */
   async refresh(only?: RedisShard): Promise<void> {
     if (this.host.isClosed()) return;
-    const { keys, groupExpiryMs } = this.host;
+    const { groupExpiryMs } = this.host;
     const expiresAt = Date.now() + groupExpiryMs;
     const calls: Array<Promise<unknown>> = [];
     for (const group of this.groups.values()) {
@@ -124,7 +126,7 @@ export class LocalGroups {
         calls.push(
           group.shard.run(
             GROUP_ADD,
-            [keys.localMembers(group.name)],
+            [this.host.keysOf(group.shard).localMembers(group.name)],
             [groupExpiryMs, ...channels.slice(at, at + REFRESH_CHUNK)],
           ),
         );

@@ -15,9 +15,18 @@ import { LuaScript, NOW } from '../redis/lua-script.js';
  * - `P:gs:<group>` one publish per `groupSend`; the payload, serialized (and sealed) once.
  * - `P:in:<name>`  `w` when `P:q:<name>` got a message; `a|d <group> <channel>` when another
  *   process added a process-local channel to a group or discarded it.
+ *
+ * On a Redis Cluster `P` is `<prefix>:<tag>`, the hash tag of the name's bucket (`{b3.0}`): every
+ * key and shard channel of a script is then in one slot, and the channels are SPUBLISHed and
+ * SSUBSCRIBEd. On plain Redis servers `P` is the prefix, as it always was.
  */
 export class LayerKeys {
-  constructor(readonly prefix: string) {}
+  /** `P`: the prefix, and on a cluster the bucket's hash tag after it. */
+  readonly prefix: string;
+
+  constructor(prefix: string, tag = '') {
+    this.prefix = tag === '' ? prefix : `${prefix}:${tag}`;
+  }
 
   /** `P:q:<name>`: a channel's queue, or the shared queue of process-local names under `x.y!`. */
   queue(name: string): string {

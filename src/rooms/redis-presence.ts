@@ -14,7 +14,8 @@ const SWEEP_ROUNDS = 10;
 /** How `RedisRoomState` keeps presence; its options, checked. */
 export interface RedisPresenceSettings {
   readonly nodeId: string;
-  readonly keys: RoomKeys;
+  /** The key layout of a shard's rooms. */
+  keysOf(shard: RedisShard): RoomKeys;
   readonly shards: RedisShards;
   readonly logger: Logger;
   readonly heartbeatMs: number;
@@ -29,7 +30,7 @@ export interface RedisPresenceSettings {
  */
 export class RedisPresence {
   private readonly nodeId: string;
-  private readonly keys: RoomKeys;
+  private readonly keysOf: (shard: RedisShard) => RoomKeys;
   private readonly shards: RedisShards;
   private readonly logger: Logger;
   private readonly presenceTimeoutMs: number;
@@ -45,7 +46,7 @@ export class RedisPresence {
 
   constructor(settings: RedisPresenceSettings) {
     this.nodeId = settings.nodeId;
-    this.keys = settings.keys;
+    this.keysOf = (shard) => settings.keysOf(shard);
     this.shards = settings.shards;
     this.logger = settings.logger;
     this.presenceTimeoutMs = settings.presenceTimeoutMs;
@@ -60,8 +61,9 @@ export class RedisPresence {
     let members = this.local.get(room);
     if (!members) this.local.set(room, (members = new Map()));
     members.set(member, user);
+    const shard = this.shards.of(room);
     try {
-      await this.eval(this.shards.of(room), JOIN, this.keys.members(room, this.nodeId), [
+      await this.eval(shard, JOIN, this.keysOf(shard).members(room, this.nodeId), [
         room,
         this.field(member),
         user,
@@ -78,15 +80,17 @@ export class RedisPresence {
     this.forget(room, member);
     // Sockets leave their rooms while the app shuts down; once closed, the sweep drops the rest.
     if (this.closed) return;
-    await this.eval(this.shards.of(room), LEAVE, this.keys.members(room, this.nodeId), [
+    const shard = this.shards.of(room);
+    await this.eval(shard, LEAVE, this.keysOf(shard).members(room, this.nodeId), [
       room,
       this.field(member),
     ]);
   }
 
   async users(room: string): Promise<string[]> {
-    const key = this.keys.presence(room);
-    const names = await this.shards.of(room).command((client) => client.hvals(key));
+    const shard = this.shards.of(room);
+    const key = this.keysOf(shard).presence(room);
+    const names = await shard.command((client) => client.hvals(key));
     return [...new Set(names)].sort();
   }
 
@@ -99,14 +103,15 @@ export class RedisPresence {
       throw new TypeError('limit must be an integer >= 0');
     }
     if (limit === 0) return [];
-    const active = this.keys.active();
     const replies = await Promise.all(
-      this.shards.all.map(
-        (shard) =>
-          (limit === undefined
+      this.shards.all.map((shard) => {
+        const active = this.keysOf(shard).active();
+        return (
+          limit === undefined
             ? shard.command((client) => client.zrange(active, 0, -1, 'WITHSCORES'))
-            : shard.run(BUSIEST, [active], [limit])) as Promise<string[]>,
-      ),
+            : shard.run(BUSIEST, [active], [limit])
+        ) as Promise<string[]>;
+      }),
     );
     let summaries: RoomSummary[] = [];
     for (const reply of replies) {
@@ -148,12 +153,17 @@ export class RedisPresence {
     clearInterval(this.heartbeatTimer);
     clearInterval(this.sweepTimer);
     this.local.clear();
-    const keys = [this.keys.nodes(), this.keys.index(this.nodeId)];
     await Promise.all(
-      this.shards.all.map((shard) =>
+      this.shards.all.map((shard) => {
+        const keys = this.keysOf(shard);
         // Best effort: with Redis away, the deadline simply runs out.
-        this.eval(shard, HEARTBEAT, keys, [this.nodeId, 0]).catch(() => undefined),
-      ),
+        return this.eval(
+          shard,
+          HEARTBEAT,
+          [keys.nodes(), keys.index(this.nodeId)],
+          [this.nodeId, 0],
+        ).catch(() => undefined);
+      }),
     );
   }
 
@@ -165,10 +175,11 @@ export class RedisPresence {
     if (this.closed || (this.beating.has(shard) && !resync)) return;
     this.beating.add(shard);
     try {
+      const keys = this.keysOf(shard);
       const lost = await this.eval(
         shard,
         HEARTBEAT,
-        [this.keys.nodes(), this.keys.index(this.nodeId)],
+        [keys.nodes(), keys.index(this.nodeId)],
         [this.nodeId, this.presenceTimeoutMs],
       );
       if ((lost === 1 || resync) && !this.closed) await this.resync(shard);
@@ -182,7 +193,8 @@ export class RedisPresence {
   /** Makes every room of `shard` hold exactly this process's members there. */
   private async resync(shard: RedisShard): Promise<void> {
     // Rooms Redis still lists for this process (some it may have left meanwhile), and its own.
-    const index = this.keys.index(this.nodeId);
+    const keys = this.keysOf(shard);
+    const index = keys.index(this.nodeId);
     const known = await shard.command((client) => client.hkeys(index));
     const rooms = new Set(known);
     for (const room of this.local.keys()) if (this.shards.of(room) === shard) rooms.add(room);
@@ -190,7 +202,7 @@ export class RedisPresence {
       if (this.closed) return;
       const args: string[] = [room, this.nodeId];
       for (const [member, user] of this.local.get(room) ?? []) args.push(member, user);
-      const changed = await this.eval(shard, RESYNC, this.keys.members(room, this.nodeId), args);
+      const changed = await this.eval(shard, RESYNC, keys.members(room, this.nodeId), args);
       if (changed === 1) this.tell(room);
     }
     if (rooms.size > 0) {
@@ -204,12 +216,13 @@ export class RedisPresence {
     this.sweeping = true;
     try {
       for (const shard of this.shards.all) {
+        const keys = this.keysOf(shard);
         for (let round = 0; round < SWEEP_ROUNDS && !this.closed; round++) {
           const swept = (await this.eval(
             shard,
             SWEEP,
-            [this.keys.nodes(), this.keys.active()],
-            [this.keys.root, SWEEP_ROOMS, this.nodeId],
+            [keys.nodes(), keys.active()],
+            [keys.root, SWEEP_ROOMS, this.nodeId],
           )) as [string, string[]] | null;
           if (!swept) break;
           const [node, rooms] = swept;

@@ -40,15 +40,19 @@
  *
  * Scripts declare the keys they are given in KEYS. The append's eviction and the sweep and
  * resync scripts reach keys they compute from `R` (`R:h:<room>`, `R:hb:<room>`, `R:p:<room>`):
- * fine on a plain Redis, which is what the store shards over; on Redis Cluster every key of a
- * prefix would need one hash tag, which this store does not do yet.
+ * fine on a plain Redis, which is what the store shards over. On a Redis Cluster, `R` is
+ * `<prefix>:rooms:<tag>` with the hash tag of the room's bucket (`{b3.0}`), the same tag as the
+ * layer's keys of the room's group: every key above, of every room of the bucket, is then in one
+ * slot, so each script (the eviction and the sweep included) runs on one node and stays exact
+ * within its bucket. `R:written`, `R:sizes`, `R:bytes`, `R:active`, `R:nodes` and `R:n:<node>` are
+ * per bucket there, as they are per server when sharding over plain servers.
  */
 export class RoomKeys {
-  /** `R`, the root of every key of the store: `<prefix>:rooms`. */
+  /** `R`, the root of every key of the store (or of a cluster bucket's): `<prefix>:rooms`. */
   readonly root: string;
 
-  constructor(prefix: string) {
-    this.root = `${prefix}:rooms`;
+  constructor(prefix: string, tag = '') {
+    this.root = tag === '' ? `${prefix}:rooms` : `${prefix}:rooms:${tag}`;
   }
 
   /** `R:h:<room>`: the room's history. */

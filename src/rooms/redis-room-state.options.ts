@@ -1,20 +1,25 @@
-import type { RedisHost } from '../redis/redis-shard.js';
+import type { RedisHosts } from '../redis/redis-shards.js';
 import type { RoomStateOptions } from './room-state.options.js';
 
 /**
  * Options of `RedisRoomState`: the shared ones plus where and how it keeps rooms in Redis.
  * `historyLimit` and `historyBytes` bound each room; `maxRooms` and `maxHistoryBytes` bound the
- * rooms with history and their bytes in all on each shard (each Redis of `hosts`).
+ * rooms with history and their bytes in all on each shard (each Redis of `hosts`, or each bucket
+ * of a cluster: a primary holding `k` of the `buckets` holds at most `k` times them).
  */
 export interface RedisRoomStateOptions extends RoomStateOptions {
   /**
    * The Redis host(s): a URL, several URLs separated by commas or spaces, or a list of URLs,
-   * ioredis options or ioredis clients. With several, rooms are spread over them by the layer's
-   * stable hash of their name; every process must list the same hosts in the same order.
-   * Clients you pass stay yours: `close()` leaves them open. Redis 6.2 or later.
+   * ioredis options (`{ sentinels, name }` for a Sentinel group) or ioredis clients. With
+   * several, rooms are spread over them by the layer's stable hash of their name; every process
+   * must list the same hosts in the same order. Redis 6.2 or later.
+   *
+   * Or a Redis Cluster (7.0 or later), given as to the layer (see {@link RedisClusterHosts}):
+   * each room's keys share its bucket's hash slot, and one script appends and publishes.
+   * Clients you pass stay yours: `close()` leaves them open.
    * @default 'redis://127.0.0.1:6379'
    */
-  hosts?: string | ReadonlyArray<RedisHost>;
+  hosts?: RedisHosts;
   /**
    * Prefix of every key; the store's keys are under `<prefix>:rooms:`. The same prefix as the
    * channel layer's keeps one app's keys together (the layer's `flush()` then clears rooms too).

@@ -4,6 +4,7 @@ import { ChannelLayerClosed } from '../channel-layer/channel-layer.errors.js';
 import { positiveSeconds } from '../channel-layer/channel-names.js';
 import { randomName } from '../channel-layer/random-name.js';
 import { RedisChannelLayer } from '../channel-layer/redis-channel-layer.js';
+import { RedisShard } from '../redis/redis-shard.js';
 import { DEFAULT_REDIS_HOSTS, RedisShards, keyPrefix } from '../redis/redis-shards.js';
 import { APPEND, APPEND_AND_SEND, REMEMBER } from './redis-history-scripts.js';
 import { RedisPresence } from './redis-presence.js';
@@ -76,7 +77,10 @@ export class RedisRoomState extends RoomState {
   private readonly logger = new Logger(RedisRoomState.name);
   private readonly bounds: HistoryBounds;
   private readonly now: () => number;
-  private readonly keys: RoomKeys;
+  /** `<prefix>:rooms`: every key of the store is under it. */
+  private readonly root: string;
+  /** Each shard's key layout, by its index. */
+  private readonly shardKeys: RoomKeys[];
   private readonly historyTtlMs: number;
   private readonly shards: RedisShards;
   private readonly presence: RedisPresence;
@@ -87,7 +91,8 @@ export class RedisRoomState extends RoomState {
     this.bounds = historyBounds(options);
     this.now = options.clock ?? Date.now;
     this.resendPolicy = resendPolicy(options);
-    this.keys = new RoomKeys(keyPrefix(options.prefix));
+    const prefix = keyPrefix(options.prefix);
+    this.root = new RoomKeys(prefix).root;
     this.historyTtlMs = Math.round(
       positiveSeconds(options.historyExpiry ?? 604_800, 'historyExpiry') * 1000,
     );
@@ -106,9 +111,10 @@ export class RedisRoomState extends RoomState {
       logger: this.logger,
       events: { recovered: (shard) => this.presence.recovered(shard) },
     });
+    this.shardKeys = this.shards.all.map((shard) => new RoomKeys(prefix, shard.tag));
     this.presence = new RedisPresence({
       nodeId: this.nodeId,
-      keys: this.keys,
+      keysOf: (shard) => this.keysOf(shard),
       shards: this.shards,
       logger: this.logger,
       heartbeatMs,
@@ -120,8 +126,10 @@ export class RedisRoomState extends RoomState {
   async append(room: string, message: { message: string; user: string }): Promise<ChatRecord> {
     this.assertOpen();
     const ts = this.now();
-    const args = this.appendArgs(room, message, ts, '');
-    const reply = await this.shards.of(room).run(APPEND, this.keys.append(room), args);
+    const shard = this.shards.of(room);
+    const keys = this.keysOf(shard);
+    const args = this.appendArgs(keys, room, message, ts, '');
+    const reply = await shard.run(APPEND, keys.append(room), args);
     return this.appended(room, message, ts, reply as Appended).record;
   }
 
@@ -131,8 +139,9 @@ export class RedisRoomState extends RoomState {
     resendKey: string,
     message: { message: string; user: string },
   ): Promise<ChatRecord | undefined> {
-    const key = this.keys.resends(room);
-    const seen = await this.shards.of(room).command((client) => client.hget(key, resendKey));
+    const shard = this.shards.of(room);
+    const key = this.keysOf(shard).resends(room);
+    const seen = await shard.command((client) => client.hget(key, resendKey));
     const match = seen ? /^(\d+):(\d+):(.+)$/.exec(seen) : null;
     if (!match || Number(match[1]) + this.resendPolicy.windowMs <= this.now()) return undefined;
     const { message: text, user } = message;
@@ -146,9 +155,9 @@ export class RedisRoomState extends RoomState {
   ): Promise<void> {
     const { windowMs, perRoom } = this.resendPolicy;
     if (perRoom === 0) return;
-    const keys = this.keys.append(room).slice(5);
-    await this.shards
-      .of(room)
+    const shard = this.shards.of(room);
+    const keys = this.keysOf(shard).append(room).slice(5);
+    await shard
       .run(REMEMBER, keys, [resendKey, record.ts, record.id, windowMs, perRoom])
       .catch((error: unknown) => {
         // The message is out; only a resend to another process could now be stored again.
@@ -172,15 +181,17 @@ export class RedisRoomState extends RoomState {
     if (layer instanceof RedisChannelLayer) {
       const ts = this.now();
       const { user } = message;
+      const shard = this.shards.of(room);
+      const keys = this.keysOf(shard);
       // The step fills in the id: Redis picks it as it appends.
       const sent = await layer.groupSendWith(
         room,
         { type, message: message.message, room, user, id: '', ts },
         {
           step: APPEND_AND_SEND,
-          server: this.shards.of(room).server,
-          keys: this.keys.append(room),
-          args: this.appendArgs(room, message, ts, resendKey ?? ''),
+          server: shard.server,
+          keys: keys.append(room),
+          args: this.appendArgs(keys, room, message, ts, resendKey ?? ''),
           field: 'id',
         },
       );
@@ -193,13 +204,12 @@ export class RedisRoomState extends RoomState {
     this.assertOpen();
     const { limit } = this.bounds;
     if (limit === 0) return [];
-    const key = this.keys.history(room);
+    const shard = this.shards.of(room);
+    const key = this.keysOf(shard).history(room);
     // Newest first, so a stream left longer by an earlier, bigger limit still yields `limit`.
-    const entries = (await this.shards
-      .of(room)
-      .command((client) =>
-        client.xrevrange(key, '+', since === undefined ? '-' : `(${since}`, 'COUNT', limit),
-      )) as StreamEntry[];
+    const entries = (await shard.command((client) =>
+      client.xrevrange(key, '+', since === undefined ? '-' : `(${since}`, 'COUNT', limit),
+    )) as StreamEntry[];
     const records: ChatRecord[] = [];
     for (let i = entries.length - 1; i >= 0; i--) {
       const record = this.toRecord(room, entries[i]);
@@ -239,7 +249,7 @@ export class RedisRoomState extends RoomState {
   async flush(): Promise<void> {
     this.assertOpen();
     this.presence.forgetAll();
-    await this.shards.deleteUnder(this.keys.root);
+    await this.shards.deleteUnder(this.root);
   }
 
   /**
@@ -276,8 +286,13 @@ export class RedisRoomState extends RoomState {
     return { record: { type: 'chat', message: text, room, user, id, ts }, stored: true };
   }
 
+  private keysOf(shard: RedisShard): RoomKeys {
+    return this.shardKeys[shard.index];
+  }
+
   /** ARGV of APPEND and APPEND_AND_SEND; `resendKey` '' for none. */
   private appendArgs(
+    keys: RoomKeys,
     room: string,
     message: { message: string; user: string },
     ts: number,
@@ -291,7 +306,7 @@ export class RedisRoomState extends RoomState {
       this.historyTtlMs,
       this.stored(message, ts),
       recordBytes(message),
-      this.keys.root,
+      keys.root,
       room,
       resendKey,
       this.resendPolicy.windowMs,
