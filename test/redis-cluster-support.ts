@@ -1,10 +1,11 @@
-import { ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
+import { ChildProcess, execFile, spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { freePort } from './support/ports.js';
+import { onRedis, startRedisServer } from './support/redis-processes.js';
 
 const run = promisify(execFile);
 const inCi = process.env.CI === 'true';
@@ -210,19 +211,7 @@ export class RedisClusterProcess {
 
   /** Runs `call` on a short-lived plain connection to the node at `port`. */
   async on<T>(port: number, call: (redis: Redis) => Promise<T>): Promise<T> {
-    const redis = new Redis({
-      port,
-      host: '127.0.0.1',
-      lazyConnect: true,
-      maxRetriesPerRequest: 0,
-    });
-    redis.on('error', () => undefined);
-    try {
-      await redis.connect();
-      return await call(redis);
-    } finally {
-      redis.disconnect();
-    }
+    return onRedis(port, call);
   }
 
   private async startNode(node: ClusterNodeProcess): Promise<void> {
@@ -251,26 +240,7 @@ export class RedisClusterProcess {
       '--appendonly',
       'no',
     ];
-    const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    node.child = child;
-    await new Promise<void>((resolve, reject) => {
-      let output = '';
-      const timer = setTimeout(
-        () => reject(new Error(`redis-server did not start:\n${output}`)),
-        5000,
-      );
-      child.stdout?.on('data', (chunk: Buffer) => {
-        if (output.length < 20_000) output += String(chunk);
-        if (output.includes('Ready to accept connections')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`redis-server exited with ${code}:\n${output}`));
-      });
-    });
+    node.child = await startRedisServer(args);
   }
 
   /** Every running node says `cluster_state:ok`. */

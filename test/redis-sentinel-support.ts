@@ -1,9 +1,10 @@
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort } from './support/ports.js';
+import { onRedis, startRedisServer } from './support/redis-processes.js';
 
 /** One process of a {@link RedisSentinelGroup}. */
 interface GroupProcess {
@@ -129,40 +130,12 @@ export class RedisSentinelGroup {
     await rm(this.dir, { recursive: true, force: true });
   }
 
-  private async on<T>(port: number, call: (redis: Redis) => Promise<T>): Promise<T> {
-    const redis = new Redis({
-      port,
-      host: '127.0.0.1',
-      lazyConnect: true,
-      maxRetriesPerRequest: 0,
-    });
-    redis.on('error', () => undefined);
-    try {
-      await redis.connect();
-      return await call(redis);
-    } finally {
-      redis.disconnect();
-    }
+  private on<T>(port: number, call: (redis: Redis) => Promise<T>): Promise<T> {
+    return onRedis(port, call);
   }
 
   private async spawn(process: GroupProcess, args: string[]): Promise<void> {
-    const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    process.child = child;
-    await new Promise<void>((resolve, reject) => {
-      let output = '';
-      const timer = setTimeout(() => reject(new Error(`did not start:\n${output}`)), 5000);
-      child.stdout?.on('data', (chunk: Buffer) => {
-        if (output.length < 20_000) output += String(chunk);
-        if (/Ready to accept connections|Sentinel ID is/.test(output)) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`redis-server exited with ${code}:\n${output}`));
-      });
-    });
+    process.child = await startRedisServer(args, /Ready to accept connections|Sentinel ID is/);
   }
 
   private async waitUntilWatched(): Promise<void> {

@@ -1,6 +1,7 @@
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { ChildProcess, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { freePort } from './support/ports.js';
+import { startRedisServer } from './support/redis-processes.js';
 
 /** The Redis the integration tests use; CI points it elsewhere. */
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -79,30 +80,11 @@ export class RedisServerProcess {
   /** (Re)starts it on the same port, empty: no snapshot, no append-only file. */
   async restart(): Promise<void> {
     if (this.child) throw new Error('redis-server is already running');
-    const child = spawn(
-      redisServerPath() ?? 'redis-server',
+    this.child = await startRedisServer(
       ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      undefined,
+      redisServerPath() ?? 'redis-server',
     );
-    this.child = child;
-    await new Promise<void>((resolve, reject) => {
-      let output = '';
-      const timer = setTimeout(
-        () => reject(new Error(`redis-server did not start:\n${output}`)),
-        5000,
-      );
-      child.stdout?.on('data', (chunk: Buffer) => {
-        output += String(chunk);
-        if (output.includes('Ready to accept connections')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`redis-server exited with ${code}:\n${output}`));
-      });
-    });
   }
 
   /** Stops it (SIGTERM, as an operator would) and waits until it has exited. */
