@@ -388,6 +388,52 @@ export function describeRoomStateConformance(name: string, target: RoomStateTarg
       });
     });
 
+    describe('enter and sendPresence', () => {
+      /** A socket's channel on `layer`, attached; what it receives. */
+      async function socketOn(
+        layer: ChannelLayer,
+      ): Promise<{ channel: string; received: ChannelMessage[] }> {
+        const received: ChannelMessage[] = [];
+        const channel = await layer.newChannel('chat');
+        layer.attach(channel, (message) => void received.push(message));
+        return { channel, received };
+      }
+
+      it('puts a channel in the room’s group and presence, and returns the history after `since`', async () => {
+        const layer = await target.layerFor(rooms);
+        layers.push(layer);
+        const ids = await say('r', 3);
+        const socket = await socketOn(layer);
+        const history = await rooms.enter('r', socket.channel, 'ann', layer, ids[0]);
+        expect(history.map((record) => record.id)).toEqual(ids.slice(1));
+        expect(history).toEqual((await rooms.history('r')).slice(1));
+        await expect(rooms.users('r')).resolves.toEqual(['ann']);
+        await expect(rooms.rooms()).resolves.toEqual([{ room: 'r', members: 1 }]);
+        await expect(
+          rooms.enter('r2', (await socketOn(layer)).channel, 'bob', layer),
+        ).resolves.toEqual([]);
+        const record = await rooms.appendAndSend(
+          'r',
+          { message: 'hi', user: 'ann' },
+          layer,
+          'chat',
+        );
+        await waitFor(() => socket.received.length === 1);
+        expect(socket.received).toEqual([record]);
+      });
+
+      it('tells the room’s group who is in it: the first `names` users, and the count of all', async () => {
+        const layer = await target.layerFor(rooms);
+        layers.push(layer);
+        const ann = await socketOn(layer);
+        await rooms.enter('r', ann.channel, 'ann', layer);
+        await rooms.enter('r', (await socketOn(layer)).channel, 'bob', layer);
+        await expect(rooms.sendPresence('r', layer, 'presence', 1)).resolves.toBe(true);
+        await waitFor(() => ann.received.length === 1);
+        expect(ann.received).toEqual([{ type: 'presence', room: 'r', users: ['ann'], count: 2 }]);
+      });
+    });
+
     describe('presence', () => {
       it('has nobody in a room nobody joined', async () => {
         await expect(rooms.users('empty')).resolves.toEqual([]);

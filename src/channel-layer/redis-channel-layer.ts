@@ -10,7 +10,7 @@ import {
   positiveSeconds,
 } from './channel-names.js';
 import { fromJson, toJson } from './frozen-message.js';
-import { GroupSendStepCall, jsonAround } from './group-send-step.js';
+import { GroupAddStepCall, GroupSendStepCall, jsonAround } from './redis-steps.js';
 import { MessageCipher } from './message-crypto.js';
 import { REDIS_CHANNEL_LAYER_OPTIONS } from './redis-channel-layer.options.js';
 import type { RedisChannelLayerOptions } from './redis-channel-layer.options.js';
@@ -225,7 +225,8 @@ export class RedisChannelLayer extends BaseChannelLayer {
   /**
    * `groupSend(group, message)` with a caller's `GroupSendStep` in the same Redis script,
    * before the publish: what the step writes and the send happen at once. The message goes out
-   * with `message[call.field]` set to the step's first result. Resolves with the step's results;
+   * with `message[call.field]` set to the step's first result; with no `call.field`, that result
+   * is the message's JSON and `message` only stands for it. Resolves with the step's results;
    * with `undefined`, having done nothing, when this layer cannot send in someone else's script,
    * so the caller sends with `groupSend` itself: when it seals payloads (a script cannot write
    * into ciphertext), when the group's Redis is not `call.server`, or when `groupSend` is
@@ -241,7 +242,7 @@ export class RedisChannelLayer extends BaseChannelLayer {
     const shard = this.shards.of(group);
     if (this.cipher || shard.server !== call.server) return undefined;
     if (this.groupSend !== RedisChannelLayer.prototype.groupSend) return undefined;
-    const [head, tail] = jsonAround(message, call.field);
+    const [head, tail] = call.field === undefined ? ['', ''] : jsonAround(message, call.field);
     const keys = this.keysOf(shard);
     const [queued, done] = (await shard.run(
       call.step.script,
@@ -252,6 +253,30 @@ export class RedisChannelLayer extends BaseChannelLayer {
       this.stats.groupSendSkippedFull += await this.pushAll(queued, head + done[0] + tail);
     }
     return done;
+  }
+
+  /**
+   * `groupAdd(group, channel)` with a caller's `GroupAddStep` in the same Redis script, after the
+   * add: the membership and what the step writes and reads happen at once. Subscribed to the group
+   * first, so any message published after the script reaches `channel`. Resolves with the step's
+   * result; with `undefined`, having done nothing, when the add cannot be part of someone else's
+   * script, so the caller adds with `groupAdd` itself: when `channel` is not a process-local
+   * channel of this layer, when the group's Redis is not `call.server`, or when `groupAdd` is
+   * overridden. Throws as `groupAdd` does, the membership then still to be discarded.
+   */
+  async groupAddWith(group: string, channel: string, call: GroupAddStepCall): Promise<unknown> {
+    this.assertOpen();
+    assertGroupName(group);
+    assertChannelName(channel);
+    const shard = this.shards.of(group);
+    if (!this.isLocal(channel) || shard.server !== call.server) return undefined;
+    if (this.groupAdd !== RedisChannelLayer.prototype.groupAdd) return undefined;
+    await this.groups.join(group, channel);
+    return shard.run(
+      call.step.script,
+      [...call.keys, this.keysOf(shard).localMembers(group)],
+      [...call.args, this.groupExpiryMs, channel],
+    );
   }
 
   attach(channel: string, receiver: ChannelReceiver): () => void {

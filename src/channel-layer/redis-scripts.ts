@@ -115,16 +115,26 @@ redis.call('PUBLISH', ARGV[1], 'w')
 return 1
 `);
 
-/** Adds or refreshes ARGV[2..] as members of the group ZSET KEYS[1] for ARGV[1] ms. */
-export const GROUP_ADD = new LuaScript(`${NOW}
-local ttl = tonumber(ARGV[1])
-local args = {}
-for i = 2, #ARGV do
-  args[#args + 1] = now + ttl
-  args[#args + 1] = ARGV[i]
+/**
+ * Lua defining `group_add(members, ttl, channels)`, after `NOW`: adds or refreshes the channels
+ * as members of the group ZSET for `ttl` ms. {@link GROUP_ADD} and every `GroupAddStep`'s script
+ * add with it.
+ */
+export const GROUP_ADD_FUNCTION = `
+local function group_add(members_key, ttl, channels)
+  local args = {}
+  for _, channel in ipairs(channels) do
+    args[#args + 1] = now + ttl
+    args[#args + 1] = channel
+  end
+  redis.call('ZADD', members_key, unpack(args))
+  redis.call('PEXPIRE', members_key, ttl)
 end
-redis.call('ZADD', KEYS[1], unpack(args))
-redis.call('PEXPIRE', KEYS[1], ttl)
+`;
+
+/** Adds or refreshes ARGV[2..] as members of the group ZSET KEYS[1] for ARGV[1] ms. */
+export const GROUP_ADD = new LuaScript(`${NOW}${GROUP_ADD_FUNCTION}
+group_add(KEYS[1], tonumber(ARGV[1]), {unpack(ARGV, 2)})
 return 1
 `);
 

@@ -4,15 +4,6 @@ import { errorText } from '../error-text.js';
 import type { RoomState } from '../rooms/room-state.js';
 import { PRESENCE_UPDATE } from './chat.protocol.js';
 
-/** The layer message a presence change travels as. */
-interface PresenceUpdate {
-  type: typeof PRESENCE_UPDATE;
-  room: string;
-  users: string[];
-  count: number;
-  [key: string]: unknown;
-}
-
 /** Sockets per `delayMs` of spacing between a room's announcements: see {@link Presence.due}. */
 const PRESENCE_BATCH = 100;
 
@@ -82,13 +73,13 @@ export class Presence {
     void this.announce(room);
   }
 
-  /** A failure is logged: presence heals on the next change. */
+  /**
+   * Sent unless another process told the room of this change already (see
+   * `RoomState.sendPresence`). A failure is logged: presence heals on the next change.
+   */
   private async announce(room: string): Promise<void> {
     try {
-      const users = await this.rooms.users(room);
-      const update: PresenceUpdate = { type: PRESENCE_UPDATE, room, users, count: users.length };
-      if (users.length > this.settings.names) update.users = users.slice(0, this.settings.names);
-      await this.layer.groupSend(room, update);
+      await this.rooms.sendPresence(room, this.layer, PRESENCE_UPDATE, this.settings.names);
     } catch (error) {
       this.logger.warn(`could not announce presence in ${room}: ${errorText(error)}`);
     }

@@ -184,6 +184,8 @@ function newCluster(hosts: RedisClusterHosts, timeoutMs: number, owner: string):
   }
   return new Cluster([...nodes], {
     slotsRefreshInterval: 1000,
+    // As on a single server (`RedisShard`): one write per node per turn of the event loop.
+    enableAutoPipelining: true,
     ...given,
     // Refuse commands while the cluster is not ready, and never resend one whose connection
     // dropped: a groupSend must be reported as failed, not delivered twice. A MOVED or ASK

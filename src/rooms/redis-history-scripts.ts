@@ -1,4 +1,4 @@
-import { GroupSendStep } from '../channel-layer/group-send-step.js';
+import { GroupSendStep } from '../channel-layer/redis-steps.js';
 import { LuaScript, NOW } from '../redis/lua-script.js';
 
 // The history of `RedisRoomState`: its keys are laid out in `redis-room-keys.ts`.

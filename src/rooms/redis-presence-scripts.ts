@@ -1,12 +1,23 @@
+import { GroupAddStep, GroupSendStep } from '../channel-layer/redis-steps.js';
 import { LuaScript, NOW } from '../redis/lua-script.js';
 
 // The presence of `RedisRoomState`: its keys are laid out in `redis-room-keys.ts`.
 
-/** Sets a room's member count in `R:active`, or removes the room once empty. */
+/**
+ * Sets a room's member count in `R:active`, or removes the room once empty; counts a change of its
+ * presence in `R:pv:<room>` (`v`), which the announcement compares with the version it last told
+ * (`a`). An empty room's versions go with it: the next join is a change to tell.
+ */
 const COUNT = `
-local function count(presence, active, room)
+local function count(presence, active, version, room, changed)
   local n = redis.call('HLEN', presence)
-  if n == 0 then redis.call('ZREM', active, room) else redis.call('ZADD', active, n, room) end
+  if n == 0 then
+    redis.call('ZREM', active, room)
+    redis.call('DEL', version)
+  else
+    redis.call('ZADD', active, n, room)
+    if changed then redis.call('HINCRBY', version, 'v', 1) end
+  end
 end
 `;
 
@@ -31,23 +42,37 @@ return top
 `);
 
 /**
- * Adds (or renames) a member. KEYS: presence, active, node index. ARGV: room, field, user.
- * Returns 1 when the member is new.
+ * Lua defining `join(keys, room, field, user)`: adds (or renames) a member. keys: presence,
+ * active, node index, versions. Returns 1 when the member is new.
  */
-export const JOIN = new LuaScript(`${COUNT}
-local added = redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
-if added == 1 then redis.call('HINCRBY', KEYS[3], ARGV[1], 1) end
-count(KEYS[1], KEYS[2], ARGV[1])
-return added
+export const JOIN_FUNCTION = `${COUNT}
+local function join(keys, room, field, user)
+  local before = redis.call('HGET', keys[1], field)
+  redis.call('HSET', keys[1], field, user)
+  if not before then redis.call('HINCRBY', keys[3], room, 1) end
+  count(keys[1], keys[2], keys[4], room, before ~= user)
+  return before and 0 or 1
+end
+`;
+
+/**
+ * Adds (or renames) a member. KEYS: presence, active, node index, versions. ARGV: room, field,
+ * user. Returns 1 when the member is new.
+ */
+export const JOIN = new LuaScript(`${JOIN_FUNCTION}
+return join(KEYS, ARGV[1], ARGV[2], ARGV[3])
 `);
 
-/** Removes a member. KEYS: presence, active, node index. ARGV: room, field. Returns 1 if it was there. */
+/**
+ * Removes a member. KEYS: presence, active, node index, versions. ARGV: room, field. Returns 1 if
+ * it was there.
+ */
 export const LEAVE = new LuaScript(`${COUNT}
 local removed = redis.call('HDEL', KEYS[1], ARGV[2])
 if removed == 1 and redis.call('HINCRBY', KEYS[3], ARGV[1], -1) <= 0 then
   redis.call('HDEL', KEYS[3], ARGV[1])
 end
-count(KEYS[1], KEYS[2], ARGV[1])
+count(KEYS[1], KEYS[2], KEYS[4], ARGV[1], removed == 1)
 return removed
 `);
 
@@ -93,7 +118,7 @@ for _, room in ipairs(rooms) do
     for i = 1, #page[2], 2 do removed = removed + redis.call('HDEL', presence, page[2][i]) end
   until cursor == '0'
   redis.call('HDEL', index, room)
-  count(presence, KEYS[2], room)
+  count(presence, KEYS[2], ARGV[1] .. ':pv:' .. room, room, removed > 0)
   if removed > 0 then changed[#changed + 1] = room end
 end
 if redis.call('EXISTS', index) == 0 then redis.call('ZREM', KEYS[1], node) end
@@ -102,7 +127,7 @@ return {node, changed}
 
 /**
  * Makes one room's presence hold exactly this process's members: drops its fields not listed,
- * adds the listed ones. KEYS: presence, active, node index. ARGV: room, node, then member, user
+ * adds the listed ones. KEYS: presence, active, node index, versions. ARGV: room, node, then member, user
  * pairs. Returns 1 when the room's presence changed.
  */
 export const RESYNC = new LuaScript(`${COUNT}
@@ -130,6 +155,55 @@ for field, user in pairs(wanted) do
   if redis.call('HSET', KEYS[1], field, user) == 1 then changed = 1 end
 end
 if members > 0 then redis.call('HSET', KEYS[3], room, members) else redis.call('HDEL', KEYS[3], room) end
-count(KEYS[1], KEYS[2], room)
+count(KEYS[1], KEYS[2], KEYS[4], room, changed == 1)
 return changed
+`);
+
+/**
+ * A join as a channel layer's `GroupAddStep`: the socket's channel joins the room's group, its
+ * member the room's presence, and the history it resumes from is read, at once. KEYS: as `JOIN`,
+ * then the room's stream. ARGV: as `JOIN`, then how many records at most and the range's start
+ * (`-`, or `(<id>` for the records after it). Returns `{added, entries}`, newest first.
+ */
+export const ENTER = new GroupAddStep(`${JOIN_FUNCTION}
+local function step(keys, argv)
+  local added = join(keys, argv[1], argv[2], argv[3])
+  local limit = tonumber(argv[4])
+  if limit == 0 then return {added, {}} end
+  return {added, redis.call('XREVRANGE', keys[5], '+', argv[5], 'COUNT', limit)}
+end
+`);
+
+/**
+ * The room's presence announcement, unless announced since its last change: marks its version
+ * told and returns `{json}`, the frame's JSON (ARGV[2], the JSON of its other fields without the
+ * closing brace, then `users`, the first ARGV[1] names sorted by their bytes and each once, and
+ * their `count`), or `{false}`. KEYS: presence, versions.
+ */
+const ANNOUNCE_FUNCTION = `
+local function step(keys, argv)
+  local versions = redis.call('HMGET', keys[2], 'v', 'a')
+  if not versions[1] or versions[1] == versions[2] then return {false} end
+  redis.call('HSET', keys[2], 'a', versions[1])
+  local seen, users = {}, {}
+  for _, name in ipairs(redis.call('HVALS', keys[1])) do
+    if not seen[name] then
+      seen[name] = true
+      users[#users + 1] = name
+    end
+  end
+  table.sort(users)
+  local shown = {}
+  for i = 1, math.min(#users, tonumber(argv[1])) do shown[i] = users[i] end
+  local list = #shown == 0 and '[]' or cjson.encode(shown)
+  return {argv[2] .. ',"users":' .. list .. ',"count":' .. #users .. '}'}
+end
+`;
+
+/** The announcement as a channel layer's `GroupSendStep`: checked, marked and published at once. */
+export const ANNOUNCE = new GroupSendStep(ANNOUNCE_FUNCTION);
+
+/** The announcement's check and mark alone: the frame's JSON for the caller to send, or nil. */
+export const CLAIM_ANNOUNCEMENT = new LuaScript(`${ANNOUNCE_FUNCTION}
+return step(KEYS, ARGV)[1]
 `);

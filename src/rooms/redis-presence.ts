@@ -75,6 +75,25 @@ export class RedisPresence {
     }
   }
 
+  /**
+   * A join made by `run`, a script with `field(member)` in it (`RedisRoomState.enter`): the member
+   * is this process's from the start, so a resync meanwhile keeps it, and forgotten again when
+   * `run` fails or does nothing (`undefined`). Scripts of run may be EVALSHA: a member's leave
+   * waits until its join settled, so a NOSCRIPT retry cannot overtake it.
+   */
+  async joinWith<T>(room: string, member: string, user: string, run: () => Promise<T>): Promise<T> {
+    let members = this.local.get(room);
+    if (!members) this.local.set(room, (members = new Map()));
+    members.set(member, user);
+    let done: T | undefined;
+    try {
+      done = await run();
+      return done;
+    } finally {
+      if (done === undefined && members.get(member) === user) this.forget(room, member);
+    }
+  }
+
   async leave(room: string, member: string): Promise<void> {
     // Forget first: even if Redis is away now, a resync will not bring the member back.
     this.forget(room, member);
@@ -91,7 +110,8 @@ export class RedisPresence {
     const shard = this.shards.of(room);
     const key = this.keysOf(shard).presence(room);
     const names = await shard.command((client) => client.hvals(key));
-    return [...new Set(names)].sort();
+    // By their bytes, as the announcement's script sorts them.
+    return [...new Set(names)].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
   }
 
   /**
@@ -267,7 +287,8 @@ export class RedisPresence {
     if (members?.delete(member) && members.size === 0) this.local.delete(room);
   }
 
-  private field(member: string): string {
+  /** A member's field in a room's presence. */
+  field(member: string): string {
     return `${this.nodeId}:${member}`;
   }
 }

@@ -32,6 +32,10 @@
  * - `R:evicted-id` STRING, the highest id an evicted stream had handed out: a room written again
  *   within that millisecond starts past it, so its ids still increase.
  * - `R:p:<room>` HASH, presence: `<node>:<member>` → user name.
+ * - `R:pv:<room>` HASH, the versions of the room's presence: `v` counts its changes (a member
+ *   joined, left, renamed or was swept), `a` is the `v` last announced. Every process that saw a
+ *   change asks to announce it; the first to ask sends, the others find `a` = `v`. Deleted when
+ *   the room empties.
  * - `R:active`   ZSET of rooms with members, scored by their member count.
  * - `R:nodes`    ZSET of the processes that have registered, scored by the Redis time (ms) at
  *   which their heartbeat runs out. One key finds every expired process without a SCAN.
@@ -39,7 +43,8 @@
  *   sweep of a dead process visits only its rooms.
  *
  * Scripts declare the keys they are given in KEYS. The append's eviction and the sweep and
- * resync scripts reach keys they compute from `R` (`R:h:<room>`, `R:hb:<room>`, `R:p:<room>`):
+ * resync scripts reach keys they compute from `R` (`R:h:<room>`, `R:hb:<room>`, `R:p:<room>`,
+ * `R:pv:<room>`):
  * fine on a plain Redis, which is what the store shards over. On a Redis Cluster, `R` is
  * `<prefix>:rooms:<tag>` with the hash tag of the room's bucket (`{b3.0}`), the same tag as the
  * layer's keys of the room's group: every key above, of every room of the bucket, is then in one
@@ -87,9 +92,14 @@ export class RoomKeys {
     return `${this.root}:p:${room}`;
   }
 
+  /** `R:pv:<room>`: the versions of the room's presence, changed (`v`) and told (`a`). */
+  versions(room: string): string {
+    return `${this.root}:pv:${room}`;
+  }
+
   /** KEYS of `JOIN`, `LEAVE` and `RESYNC` for `node`'s members of `room`. */
   members(room: string, node: string): string[] {
-    return [this.presence(room), this.active(), this.index(node)];
+    return [this.presence(room), this.active(), this.index(node), this.versions(room)];
   }
 
   /** `R:active`: rooms with members, by member count. */

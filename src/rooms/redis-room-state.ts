@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
-import { ChannelLayer } from '../channel-layer/channel-layer.js';
+import { ChannelLayer, ChannelMessage } from '../channel-layer/channel-layer.js';
 import { ChannelLayerClosed } from '../channel-layer/channel-layer.errors.js';
 import { positiveSeconds } from '../channel-layer/channel-names.js';
 import { randomName } from '../channel-layer/random-name.js';
@@ -8,6 +8,7 @@ import { RedisShard } from '../redis/redis-shard.js';
 import { DEFAULT_REDIS_HOSTS, RedisShards, keyPrefix } from '../redis/redis-shards.js';
 import { APPEND, APPEND_AND_SEND, REMEMBER } from './redis-history-scripts.js';
 import { RedisPresence } from './redis-presence.js';
+import { ANNOUNCE, CLAIM_ANNOUNCEMENT, ENTER } from './redis-presence-scripts.js';
 import { RoomKeys } from './redis-room-keys.js';
 import { REDIS_ROOM_STATE_OPTIONS } from './redis-room-state.options.js';
 import type { RedisRoomStateOptions } from './redis-room-state.options.js';
@@ -208,14 +209,67 @@ export class RedisRoomState extends RoomState {
     const key = this.keysOf(shard).history(room);
     // Newest first, so a stream left longer by an earlier, bigger limit still yields `limit`.
     const entries = (await shard.command((client) =>
-      client.xrevrange(key, '+', since === undefined ? '-' : `(${since}`, 'COUNT', limit),
+      client.xrevrange(key, '+', rangeStart(since), 'COUNT', limit),
     )) as StreamEntry[];
-    const records: ChatRecord[] = [];
-    for (let i = entries.length - 1; i >= 0; i--) {
-      const record = this.toRecord(room, entries[i]);
-      if (record) records.push(record);
+    return this.records(room, entries);
+  }
+
+  /**
+   * One script, one round trip, when `layer` can run the join in its `groupAddWith` (the room's
+   * group and stream on one Redis): the group add, the presence join and the history read at
+   * once; otherwise the three in turn.
+   */
+  override async enter(
+    room: string,
+    member: string,
+    user: string,
+    layer: ChannelLayer,
+    since?: string,
+  ): Promise<ChatRecord[]> {
+    this.assertOpen();
+    if (layer instanceof RedisChannelLayer) {
+      const shard = this.shards.of(room);
+      const keys = this.keysOf(shard);
+      const reply = await this.presence.joinWith(room, member, user, () =>
+        layer.groupAddWith(room, member, {
+          step: ENTER,
+          server: shard.server,
+          keys: [...keys.members(room, this.nodeId), keys.history(room)],
+          args: [room, this.presence.field(member), user, this.bounds.limit, rangeStart(since)],
+        }),
+      );
+      if (reply !== undefined) return this.records(room, (reply as [number, StreamEntry[]])[1]);
     }
-    return records;
+    return super.enter(room, member, user, layer, since);
+  }
+
+  /**
+   * Checks, marks told and sends in one script when `layer` can run it in its `groupSendWith`;
+   * otherwise checks and marks, then sends: then an announcement may reach members after a later
+   * one, if its send is held up longer than the next change takes to be announced.
+   */
+  override async sendPresence(
+    room: string,
+    layer: ChannelLayer,
+    type: string,
+    names: number,
+  ): Promise<boolean> {
+    this.assertOpen();
+    const shard = this.shards.of(room);
+    const keys = [this.keysOf(shard).presence(room), this.keysOf(shard).versions(room)];
+    const args = [names, JSON.stringify({ type, room }).slice(0, -1)];
+    if (layer instanceof RedisChannelLayer) {
+      const sent = await layer.groupSendWith(
+        room,
+        { type, room },
+        { step: ANNOUNCE, server: shard.server, keys, args },
+      );
+      if (sent) return typeof sent[0] === 'string';
+    }
+    const frame = await shard.run(CLAIM_ANNOUNCEMENT, keys, args);
+    if (typeof frame !== 'string') return false;
+    await layer.groupSend(room, JSON.parse(frame) as ChannelMessage);
+    return true;
   }
 
   async join(room: string, member: string, user: string): Promise<void> {
@@ -325,6 +379,16 @@ export class RedisRoomState extends RoomState {
     return JSON.stringify({ message: message.message, user: message.user, ts });
   }
 
+  /** Records of stream entries read newest first, oldest first. */
+  private records(room: string, entries: StreamEntry[]): ChatRecord[] {
+    const records: ChatRecord[] = [];
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const record = this.toRecord(room, entries[i]);
+      if (record) records.push(record);
+    }
+    return records;
+  }
+
   private toRecord(room: string, [id, fields]: StreamEntry): ChatRecord | undefined {
     const at = fields.indexOf('r');
     try {
@@ -339,4 +403,9 @@ export class RedisRoomState extends RoomState {
   private assertOpen(): void {
     if (this.closing) throw new ChannelLayerClosed();
   }
+}
+
+/** Where a newest-first read of the records after `since` stops: exclusive of `since`. */
+function rangeStart(since: string | undefined): string {
+  return since === undefined ? '-' : `(${since}`;
 }

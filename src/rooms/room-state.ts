@@ -182,6 +182,47 @@ export abstract class RoomState {
     stats.resendsDeduplicated = (stats.resendsDeduplicated ?? 0) + 1;
   }
 
+  /**
+   * A socket's way into a room, in one call: adds `member`, a channel of `layer`, to the room's
+   * group there, then to its presence as `user`, then reads its history after `since` (all of it
+   * without). A message sent to the group after the add reaches the channel, and one sent before
+   * it is in the history returned: the caller that drops what it receives up to the newest id
+   * returned sees no gap and no duplicate. The default does the three in turn; `RedisRoomState`
+   * on a `RedisChannelLayer` does them in one script, one round trip. Rejects with the store's or
+   * the layer's error, the member then still to be discarded from the group and left; leave only
+   * once this has settled.
+   */
+  async enter(
+    room: string,
+    member: string,
+    user: string,
+    layer: ChannelLayer,
+    since?: string,
+  ): Promise<ChatRecord[]> {
+    await layer.groupAdd(room, member);
+    await this.join(room, member, user);
+    return this.history(room, since);
+  }
+
+  /**
+   * Tells the room who is in it: sends `{ type, room, users, count }` (at most `names` of its user
+   * names, sorted, each once; `count` of them all) to the room's group on `layer`, unless it was
+   * sent since the room's members last changed, by any process sharing the store. Every process
+   * that saw a change may call this; the members get one frame for it. Resolves true when it
+   * sent. The default, and the in-memory store, which one process holds, send every time;
+   * `RedisRoomState` checks and sends in one script on a `RedisChannelLayer`.
+   */
+  async sendPresence(
+    room: string,
+    layer: ChannelLayer,
+    type: string,
+    names: number,
+  ): Promise<boolean> {
+    const users = await this.users(room);
+    await layer.groupSend(room, { type, room, users: users.slice(0, names), count: users.length });
+    return true;
+  }
+
   /** The room's history, oldest first; only records after `since` when given. */
   abstract history(room: string, since?: string): Promise<ChatRecord[]>;
 

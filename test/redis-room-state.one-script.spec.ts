@@ -176,6 +176,179 @@ describeWithRedisServer('RedisRoomState.appendAndSend on a private Redis', () =>
   });
 });
 
+describeWithRedisServer('RedisRoomState.enter and sendPresence on a private Redis', () => {
+  let server: RedisServerProcess;
+  let stats: Redis;
+  const closing: Array<{ close(): Promise<void> }> = [];
+
+  /** An app process's store and layer on the private server (or the layer on `layerHosts`). */
+  function processOn(
+    prefix: string,
+    options: { layerHosts?: string; symmetricEncryptionKeys?: string[] } = {},
+  ): { store: RedisRoomState; layer: RedisChannelLayer } {
+    const store = new RedisRoomState({ hosts: server.url, prefix, ...QUIET });
+    const layer = new RedisChannelLayer({
+      hosts: options.layerHosts ?? server.url,
+      prefix,
+      symmetricEncryptionKeys: options.symmetricEncryptionKeys,
+    });
+    closing.push(store, layer);
+    return { store, layer };
+  }
+
+  /** A socket's channel on `layer`, attached, not yet in any group. */
+  async function socketOn(
+    layer: RedisChannelLayer,
+  ): Promise<{ channel: string; received: ChannelMessage[] }> {
+    const received: ChannelMessage[] = [];
+    const channel = await layer.newChannel('chat');
+    layer.attach(channel, (message) => void received.push(message));
+    return { channel, received };
+  }
+
+  /** Calls of each Redis command (inside scripts too) while `run` runs, with no one else's. */
+  async function commandsOf(run: () => Promise<unknown>): Promise<Map<string, number>> {
+    await stats.config('RESETSTAT');
+    await run();
+    const calls = new Map<string, number>();
+    for (const match of (await stats.info('commandstats')).matchAll(
+      /^cmdstat_([^:]+):calls=(\d+)/gm,
+    )) {
+      if (!/^(info|config)/.test(match[1])) calls.set(match[1], Number(match[2]));
+    }
+    return calls;
+  }
+
+  /** The presence messages among what a socket received. */
+  const presenceIn = (received: ChannelMessage[]): ChannelMessage[] =>
+    received.filter((message) => message.type === 'presence');
+
+  beforeAll(async () => {
+    server = await RedisServerProcess.start();
+    stats = new Redis(server.url);
+  });
+
+  afterAll(async () => {
+    await Promise.all(closing.splice(0).map((closable) => closable.close()));
+    await stats.quit();
+    await server.stop();
+  });
+
+  it('enters a room in one script call: group, presence and the history after `since`', async () => {
+    const { store, layer } = processOn(uniquePrefix());
+    const first = await socketOn(layer);
+    await store.enter('r', first.channel, 'ann', layer); // subscribes to the room, loads the script
+    const said: ChatRecord[] = [];
+    for (let i = 0; i < 3; i++)
+      said.push(await store.append('r', { message: `m${i}`, user: 'ann' }));
+    const second = await socketOn(layer);
+    let history: ChatRecord[] = [];
+    const calls = await commandsOf(async () => {
+      history = await store.enter('r', second.channel, 'bob', layer, said[0].id);
+    });
+    expect(history).toEqual(said.slice(1));
+    // One call from the process; what ran inside it: the membership, presence, the read.
+    expect(
+      [...calls.keys()].filter(
+        (name) =>
+          !['zadd', 'pexpire', 'hget', 'hset', 'hincrby', 'hlen', 'xrevrange', 'time'].includes(
+            name,
+          ),
+      ),
+    ).toEqual(['evalsha']);
+    expect(calls.get('evalsha')).toBe(1);
+    expect(calls.get('xrevrange')).toBe(1);
+    await expect(store.users('r')).resolves.toEqual(['ann', 'bob']);
+    await expect(layer.groupChannels('r')).resolves.toEqual(
+      expect.arrayContaining([first.channel, second.channel]),
+    );
+    const record = await store.appendAndSend('r', { message: 'after', user: 'bob' }, layer, CHAT);
+    await waitFor(() => second.received.length === 1);
+    expect(second.received[0]).toMatchObject({ id: record.id, message: 'after' });
+  });
+
+  it('enters in three steps, with the same result, when the group is on another Redis', async () => {
+    const prefix = uniquePrefix();
+    const { store, layer } = processOn(prefix, { layerHosts: REDIS_URL });
+    const said = await store.append('r', { message: 'before', user: 'ann' });
+    const socket = await socketOn(layer);
+    const calls = await commandsOf(async () => {
+      await expect(store.enter('r', socket.channel, 'ann', layer)).resolves.toEqual([said]);
+    });
+    expect(calls.get('xrevrange')).toBe(1);
+    await expect(store.users('r')).resolves.toEqual(['ann']);
+    await store.appendAndSend('r', { message: 'after', user: 'ann' }, layer, CHAT);
+    await waitFor(() => socket.received.length === 1);
+    await layer.flush(); // its keys on the shared Redis
+  });
+
+  it('tells a room once per change, whichever processes saw it', async () => {
+    const prefix = uniquePrefix();
+    const [a, b] = [processOn(prefix), processOn(prefix)];
+    const ann = await socketOn(a.layer);
+    const bob = await socketOn(b.layer);
+    await Promise.all([
+      a.store.enter('r', ann.channel, 'ann', a.layer),
+      b.store.enter('r', bob.channel, 'bob', b.layer),
+    ]);
+    // Both processes saw a join: the first to announce sends, the other finds it told.
+    await expect(a.store.sendPresence('r', a.layer, 'presence', 100)).resolves.toBe(true);
+    await expect(b.store.sendPresence('r', b.layer, 'presence', 100)).resolves.toBe(false);
+    const told = { type: 'presence', room: 'r', users: ['ann', 'bob'], count: 2 };
+    for (const socket of [ann, bob]) {
+      await waitFor(() => presenceIn(socket.received).length === 1);
+      expect(presenceIn(socket.received)).toEqual([told]);
+    }
+    // A change after it is told again, once; a second tab of a user is a change too.
+    const tab = await socketOn(b.layer);
+    await b.store.enter('r', tab.channel, 'bob', b.layer);
+    await expect(a.store.sendPresence('r', a.layer, 'presence', 1)).resolves.toBe(true);
+    await expect(b.store.sendPresence('r', b.layer, 'presence', 1)).resolves.toBe(false);
+    await waitFor(() => presenceIn(ann.received).length === 2);
+    expect(presenceIn(ann.received)[1]).toEqual({ ...told, users: ['ann'] });
+    await a.store.leave('r', ann.channel);
+    await expect(b.store.sendPresence('r', b.layer, 'presence', 100)).resolves.toBe(true);
+    await waitFor(() => presenceIn(bob.received).length === 3);
+    expect(presenceIn(bob.received)[2]).toEqual({ ...told, users: ['bob'], count: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(presenceIn(ann.received)).toHaveLength(3);
+  });
+
+  it('checks and sends in one script call, and escapes names as JSON', async () => {
+    const { store, layer } = processOn(uniquePrefix());
+    const socket = await socketOn(layer);
+    const name = 'Zoë "the \\ quote" </b> 🎉';
+    await store.enter('r', socket.channel, name, layer);
+    await store.sendPresence('r', layer, 'presence', 100); // loads the script
+    const other = await socketOn(layer);
+    await store.enter('r', other.channel, 'ann', layer);
+    const calls = await commandsOf(() => store.sendPresence('r', layer, 'presence', 100));
+    expect(calls.get('evalsha')).toBe(1);
+    expect(calls.get('publish')).toBe(1);
+    await waitFor(() => presenceIn(socket.received).length === 2);
+    expect(presenceIn(socket.received)[1]).toEqual({
+      type: 'presence',
+      room: 'r',
+      users: [name, 'ann'], // by their bytes: 'Z' before 'a'
+      count: 2,
+    });
+  });
+
+  it('tells once too where it checks first and sends after (a layer that encrypts)', async () => {
+    const prefix = uniquePrefix();
+    const keys = { symmetricEncryptionKeys: ['secret'] };
+    const [a, b] = [processOn(prefix, keys), processOn(prefix, keys)];
+    const ann = await socketOn(a.layer);
+    await a.store.enter('r', ann.channel, 'ann', a.layer);
+    await expect(a.store.sendPresence('r', a.layer, 'presence', 100)).resolves.toBe(true);
+    await expect(b.store.sendPresence('r', b.layer, 'presence', 100)).resolves.toBe(false);
+    await waitFor(() => presenceIn(ann.received).length === 1);
+    expect(presenceIn(ann.received)).toEqual([
+      { type: 'presence', room: 'r', users: ['ann'], count: 1 },
+    ]);
+  });
+});
+
 describeWithRedis('RedisRoomState.appendAndSend across processes', () => {
   const prefix = uniquePrefix('order');
   let processes: Array<{ store: RedisRoomState; layer: RedisChannelLayer }>;

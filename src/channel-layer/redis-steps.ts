@@ -1,8 +1,12 @@
 import { ChannelMessage } from './channel-layer.js';
 import { toJson } from './frozen-message.js';
 import { randomName } from './random-name.js';
-import { GROUP_SEND_FUNCTION } from './redis-scripts.js';
+import { GROUP_ADD_FUNCTION, GROUP_SEND_FUNCTION } from './redis-scripts.js';
 import { LuaScript, NOW } from '../redis/lua-script.js';
+
+// Lua that a caller runs inside the Redis layer's own scripts, so that what it writes and what the
+// layer does happen at once, in one round trip. `RedisRoomState` is the caller: a chat record's
+// append travels with its publish, a join's presence and history read with its group add.
 
 /**
  * Lua that `RedisChannelLayer.groupSendWith` runs in the same script as a `groupSend`, before the
@@ -10,9 +14,10 @@ import { LuaScript, NOW } from '../redis/lua-script.js';
  * between them. `RedisRoomState` appends a chat record this way, so every receiver gets a room's
  * records in id order whichever process sent them.
  *
- * The Lua defines `step(keys, argv)`, which returns a list whose first item is a string needing no
- * JSON escaping: the value of the message's field that the step fills in (the record's id), or
- * `false` when nothing is to be sent (the step found its work done already: a resend). It may use
+ * The Lua defines `step(keys, argv)`, which returns a list whose first item is a string: the value
+ * of the message's field that the step fills in (the record's id), needing no JSON escaping; the
+ * whole message's JSON when the call names no field (a presence announcement); or `false` when
+ * nothing is to be sent (the step found its work done already: a resend, a presence told). It may use
  * `now`, Redis' clock in ms. KEYS and ARGV start with the step's own keys and args; the layer's
  * follow them.
  */
@@ -42,8 +47,43 @@ export interface GroupSendStepCall {
   readonly server: string;
   readonly keys: readonly string[];
   readonly args: ReadonlyArray<string | number>;
-  /** The message's top-level field that carries the step's first result. */
-  readonly field: string;
+  /**
+   * The message's top-level field that carries the step's first result; none when that result is
+   * the whole message's JSON (then the message given to `groupSendWith` is not sent).
+   */
+  readonly field?: string;
+}
+
+/**
+ * Lua that `RedisChannelLayer.groupAddWith` runs in the same script as a `groupAdd`, after it: the
+ * membership and the step's writes and reads happen at once, in one round trip. `RedisRoomState`
+ * registers a joining socket in presence and reads the history it resumes from this way: any
+ * message published after the script reaches the socket, any before it is in what was read.
+ *
+ * The Lua defines `step(keys, argv)`, whose result the script returns. KEYS and ARGV start with
+ * the step's own; the layer's follow them.
+ */
+export class GroupAddStep {
+  readonly script: LuaScript;
+
+  constructor(lua: string) {
+    // The layer's KEYS and ARGV come last: the group's members key; the membership's lifetime in
+    // ms, then the channel.
+    this.script = new LuaScript(`${NOW}${lua}${GROUP_ADD_FUNCTION}
+local n = #ARGV
+group_add(KEYS[#KEYS], tonumber(ARGV[n - 1]), {ARGV[n]})
+return step(KEYS, ARGV)
+`);
+  }
+}
+
+/** One run of a {@link GroupAddStep}, as `RedisChannelLayer.groupAddWith` takes it. */
+export interface GroupAddStepCall {
+  readonly step: GroupAddStep;
+  /** As {@link GroupSendStepCall.server}: where `keys` live. */
+  readonly server: string;
+  readonly keys: readonly string[];
+  readonly args: ReadonlyArray<string | number>;
 }
 
 /**
