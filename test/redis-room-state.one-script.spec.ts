@@ -238,10 +238,11 @@ describeWithRedisServer('RedisRoomState.enter and sendPresence on a private Redi
     const { store, layer } = processOn(uniquePrefix());
     const first = await socketOn(layer);
     await store.enter('r', first.channel, 'ann', layer); // subscribes to the room, loads the script
+    // Attached before the appends: its catch-up of what was queued for it is done by then.
+    const second = await socketOn(layer);
     const said: ChatRecord[] = [];
     for (let i = 0; i < 3; i++)
       said.push(await store.append('r', { message: `m${i}`, user: 'ann' }));
-    const second = await socketOn(layer);
     let history: ChatRecord[] = [];
     const calls = await commandsOf(async () => {
       history = await store.enter('r', second.channel, 'bob', layer, said[0].id);
