@@ -8,6 +8,12 @@
  * (process.hrtime), which every process on the box shares, so receivers in other workers can
  * subtract it from their own clock.
  *
+ * Two client kinds: raw `ws` sockets speaking the seed's JSON frames (our app, the baseline), or
+ * `socket.io-client` sockets (protocol `io`: the Socket.IO servers), websocket transport only, that
+ * emit `message` `{ message }` and listen for `connection_established` and `chat` `{ message }`.
+ * Both carry the same text and go through the same checks; a Socket.IO client's payload arrives
+ * already decoded by socket.io-client (its parse is harness CPU, not the server's).
+ *
  * Commands (from the parent): connect, setup, start, go, stop, drain, close. Each is answered by one
  * message with the same `id`. Closed loop: a worker reports `ack` when all its receivers have a
  * sender's message; the parent, once every worker with receivers in that room has, sends `next`
@@ -15,6 +21,7 @@
  * receivers' queues cannot grow without bound behind an early echo to the sender.
  */
 const { WebSocket } = require('ws');
+const { io } = require('socket.io-client');
 const { Histogram } = require('./lib/histogram');
 
 const MARK = Buffer.from('~b|');
@@ -24,7 +31,8 @@ const BAR = 0x7c;
 
 /**
  * @typedef {object} Client
- * @property {WebSocket} ws
+ * @property {WebSocket | undefined} ws raw ws client
+ * @property {import('socket.io-client').Socket | undefined} io Socket.IO client
  * @property {number} g global client index
  * @property {number} room
  * @property {number} sid sender id, or -1
@@ -93,6 +101,39 @@ function onMessage(c, data) {
   const [sid, i1] = readInt(data, at + 3, BAR);
   const [s, i2] = readInt(data, i1, BAR);
   const [t] = readInt(data, i2, TILDE);
+  onMark(c, sid, s, t);
+}
+
+/** Reads a decimal integer from string `str` at `i` up to char code `stop`; as readInt. */
+function readIntStr(
+  /** @type {string} */ str,
+  /** @type {number} */ i,
+  /** @type {number} */ stop,
+) {
+  let v = 0;
+  for (; str.charCodeAt(i) !== stop; i++) v = v * 10 + (str.charCodeAt(i) - 48);
+  return [v, i + 1];
+}
+
+/** A Socket.IO `chat` event's payload. @param {Client} c @param {any} payload */
+function onChatEvent(c, payload) {
+  const text = payload?.message;
+  const at = typeof text === 'string' ? text.indexOf('~b|') : -1;
+  if (at < 0) {
+    stray++;
+    return;
+  }
+  const [sid, i1] = readIntStr(text, at + 3, BAR);
+  const [s, i2] = readIntStr(text, i1, BAR);
+  const [t] = readIntStr(text, i2, TILDE);
+  onMark(c, sid, s, t);
+}
+
+/**
+ * One received message of sender `sid`, sequence `s`, sent at `t` µs: order, duplicates, latency,
+ * and the closed loop's acks. @param {Client} c @param {number} sid @param {number} s @param {number} t
+ */
+function onMark(c, sid, s, t) {
   if (sid >= senderRoom.length || senderRoom[sid] !== c.room) {
     stray++;
     return;
@@ -123,14 +164,24 @@ function onMessage(c, data) {
 function send(c) {
   const s = ++seq[c.sid];
   sentThisPhase[c.sid]++;
-  c.ws.send(`{"message":"~b|${c.sid}|${s}|${nowMicros()}~"}`);
+  if (c.io) c.io.emit('message', { message: `~b|${c.sid}|${s}|${nowMicros()}~` });
+  else c.ws?.send(`{"message":"~b|${c.sid}|${s}|${nowMicros()}~"}`);
 }
 
 /**
  * Opens `count` clients (global indexes from `first`), at most `concurrency` handshakes at a time.
  * A client counts as connected once it has the greeting, i.e. once the server has joined it.
  */
-async function connect({ urls, first, count, rooms, roomParam, concurrency, localAddresses }) {
+async function connect({
+  urls,
+  first,
+  count,
+  rooms,
+  roomParam,
+  concurrency,
+  localAddresses,
+  protocol,
+}) {
   const t0 = nowMicros();
   let next = 0;
   let failures = 0;
@@ -143,18 +194,51 @@ async function connect({ urls, first, count, rooms, roomParam, concurrency, loca
       const g = first + i;
       const room = g % rooms;
       const base = urls[g % urls.length];
-      const url = roomParam ? `${base}?room=bench-r${room}` : base;
-      const ws = new WebSocket(url, {
-        perMessageDeflate: false,
-        localAddress: localAddresses[g % localAddresses.length],
-      });
-      /** @type {Client} */
-      const c = { ws, g, room, sid: -1, greeted: false, last: new Int32Array(0) };
+      const localAddress = localAddresses[g % localAddresses.length];
       const fail = (/** @type {unknown} */ e) => {
         failures++;
         if (errors.length < 3) errors.push(String(e instanceof Error ? e.message : e));
         resolve(undefined);
       };
+      if (protocol === 'io') {
+        const socket = io(base, {
+          transports: ['websocket'],
+          forceNew: true,
+          reconnection: false,
+          perMessageDeflate: false,
+          localAddress,
+          ...(roomParam ? { query: { room: `bench-r${room}` } } : {}),
+        });
+        /** @type {Client} */
+        const c = {
+          ws: undefined,
+          io: socket,
+          g,
+          room,
+          sid: -1,
+          greeted: false,
+          last: new Int32Array(0),
+        };
+        const failIo = (/** @type {unknown} */ e) => (socket.disconnect(), fail(e));
+        socket.once('connect_error', failIo);
+        socket.once('connection_established', (greeting) => {
+          greetingSample ??= { type: 'connection_established', ...greeting };
+          c.greeted = true;
+          socket.off('connect_error', failIo);
+          socket.on('chat', (p) => onChatEvent(c, p));
+          socket.on('exception', (e) => {
+            const code = String(e?.message ?? 'exception');
+            refused[code] = (refused[code] ?? 0) + 1;
+          });
+          clients.push(c);
+          resolve(undefined);
+        });
+        return;
+      }
+      const url = roomParam ? `${base}?room=bench-r${room}` : base;
+      const ws = new WebSocket(url, { perMessageDeflate: false, localAddress });
+      /** @type {Client} */
+      const c = { ws, io: undefined, g, room, sid: -1, greeted: false, last: new Int32Array(0) };
       ws.once('error', fail);
       ws.once('message', (data) => {
         let greeting;
@@ -276,7 +360,11 @@ async function drain({ sent, lastSeq, timeoutMs }) {
     for (const c of clients) {
       for (let sid = 0; sid < sent.length && short.length < 5; sid++) {
         if (senderRoom[sid] === c.room && c.last[sid] < lastSeq[sid]) {
-          short.push([c.g, sid, c.last[sid], sent[sid], c.ws.readyState, c.ws.bufferedAmount]);
+          short.push(
+            c.io
+              ? [c.g, sid, c.last[sid], sent[sid], c.io.connected ? 'connected' : 'disconnected']
+              : [c.g, sid, c.last[sid], sent[sid], c.ws?.readyState, c.ws?.bufferedAmount],
+          );
         }
       }
     }
@@ -304,10 +392,14 @@ async function close() {
     all.map(
       (c) =>
         new Promise((resolve) => {
-          if (c.ws.readyState === WebSocket.CLOSED) return resolve(undefined);
-          c.ws.once('close', resolve);
-          c.ws.close();
-          setTimeout(() => (c.ws.terminate(), resolve(undefined)), 2000).unref();
+          // A Socket.IO client: close it, then wait for its underlying ws to finish closing, as a
+          // raw client's close is waited for.
+          const ws = c.io ? /** @type {any} */ (c.io.io.engine)?.transport?.ws : c.ws;
+          c.io?.disconnect();
+          if (!ws || ws.readyState === WebSocket.CLOSED) return resolve(undefined);
+          ws.once('close', resolve);
+          if (!c.io) ws.close();
+          setTimeout(() => (ws.terminate(), resolve(undefined)), 2000).unref();
         }),
     ),
   );

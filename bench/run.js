@@ -3,17 +3,32 @@
  * `npm run bench`: fan-out benchmark of our app against a naive raw-ws broadcast server (issue 6).
  *
  * Starts, in one run, each server as a child process — our app on the in-memory layer, our app as
- * two processes on Redis with the clients split over both, and bench/baseline-server.js — and
- * drives the same workloads at each from load-generator worker processes (bench/loadgen.js).
+ * two processes on Redis (and on a Redis Cluster) with the clients split over both, the Nest
+ * Socket.IO gateway users pick instead (bench/socketio-server/main.mjs; alone, and as two
+ * processes on @socket.io/redis-adapter), and bench/baseline-server.js — and drives the same
+ * workloads at each from load-generator worker processes (bench/loadgen.js).
  * Prints, per workload and server: delivered messages/s, server CPU-seconds per 1000 deliveries,
  * latency p50/p99 over every receiver, server RSS per connection, connections/s, the harness's own
  * CPU, losses/duplicates/order violations; then our figures as ratios to the baseline's.
  * Exits non-zero if any message was lost, duplicated or reordered.
  *
  * Flags:
- *   --quick            CI smoke: 100 clients × 1 sender for a few seconds per server + idle sample
+ *   --quick            CI smoke: 100 clients × 1 sender for a few seconds per server + idle sample,
+ *                      on app-memory, app-redis and baseline only (no cluster, no Socket.IO)
  *   --only=a,b         workloads whose name contains one of these
- *   --servers=a,b      subset of: app-memory, app-redis, baseline
+ *   --servers=a,b      subset of (default: all; --quick: app-memory, app-redis, baseline):
+ *                        app-memory      our app, CHANNEL_LAYER=memory, one process
+ *                        app-redis       our app, 2 processes on a private redis-server
+ *                        app-cluster     our app, 2 processes on a private 3-primary Redis Cluster
+ *                                        (redis-server --cluster-enabled, redis-cli --cluster
+ *                                        create), REDIS_URL=redis+cluster://…
+ *                        socketio        bench/socketio-server/main.mjs: a Nest gateway on
+ *                                        @nestjs/platform-socket.io, one process
+ *                        socketio-redis  the same, 2 processes on @socket.io/redis-adapter (ioredis)
+ *                                        on the private redis-server of app-redis
+ *                        baseline        bench/baseline-server.js, the raw-ws broadcast loop
+ *                      The Socket.IO servers are driven by socket.io-client, websocket transport
+ *                      only, with the same text, checks and timings as the raw-ws clients
  *   --workers=N        load-generator processes (default: max(2, nproc))
  *   --duration=S       measured seconds per messaging workload (default 5; quick 3)
  *   --repeat=N         N rounds per workload (default 1), each server once per round in an order
@@ -23,11 +38,13 @@
  *                      workload and summarize the profiles (bench/profile-summary.js)
  *   --profile-workload=NAME  profile this workload of the full set instead (e.g. 100c×10s)
  *   --redis-url=URL    use this Redis instead of a private redis-server started for the run
+ *                      (app-redis, socketio-redis; app-cluster always starts its own cluster)
  *   --app=PATH         the app's main.js (default dist/main.js of this checkout)
  *   --app-env=K=V,...  extra environment for the app processes
  *   --warmup=N         handshakes each server takes before a row is measured (default 3000)
  *   --handshakes[=N]   instead of the workloads: N bursts (default 8) of 1000 handshakes on each
- *                      fresh server (app-memory and baseline unless --servers), opened then
+ *                      fresh server (app-memory and baseline unless --servers; any of the
+ *                      servers above may be named), opened then
  *                      closed, with the server's CPU per handshake and conn/s of each burst: how
  *                      far from steady state a warm-up of K handshakes leaves a server
  * Output: the table on stdout; JSON (every round's row) and Markdown copies under bench/out/.
@@ -36,7 +53,9 @@ const { execFileSync, spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const { EventEmitter } = require('node:events');
 const { WebSocket } = require('ws');
+const { io } = require('socket.io-client');
 const { Histogram } = require('./lib/histogram');
 const {
   machineBusySeconds,
@@ -45,7 +64,6 @@ const {
   freePort,
   spawnWithFdLimit,
   sleep,
-  cpuSeconds,
   sumCpuNanos,
 } = require('./lib/proc');
 
@@ -85,9 +103,30 @@ if (
   (opt('handshakes') !== undefined && HANDSHAKE_BURSTS < 1)
 )
   throw new Error('--handshakes=N: N must be an integer ≥ 1');
+const ALL_SERVERS = [
+  'app-memory',
+  'app-redis',
+  'app-cluster',
+  'socketio',
+  'socketio-redis',
+  'baseline',
+];
 const SERVERS =
   opt('servers')?.split(',') ??
-  (HANDSHAKE_BURSTS ? ['app-memory', 'baseline'] : ['app-memory', 'app-redis', 'baseline']);
+  (HANDSHAKE_BURSTS
+    ? ['app-memory', 'baseline']
+    : QUICK
+      ? ['app-memory', 'app-redis', 'baseline']
+      : ALL_SERVERS);
+for (const s of SERVERS)
+  if (!ALL_SERVERS.includes(s))
+    throw new Error(`--servers: unknown server ${s}; one of ${ALL_SERVERS.join(', ')}`);
+/** Servers whose processes share a Redis (they need it to start, and their store's CPU counts). */
+const ON_REDIS = new Set(['app-redis', 'socketio-redis']);
+/** Servers of several processes, clients split over them (a message must cross processes). */
+const MULTI_PROCESS = new Set(['app-redis', 'app-cluster', 'socketio-redis']);
+/** Servers driven by socket.io-client instead of raw ws. */
+const SOCKET_IO = new Set(['socketio', 'socketio-redis']);
 /**
  * Handshakes (connected, then closed, in batches of at most the row's clients and 1000) each
  * server takes before anything is measured: a fresh process runs its first ones cold (JIT, lazily
@@ -228,14 +267,16 @@ function relayAcks(workers, setups, roomsOfSenders) {
  * @property {string} kind
  * @property {number[]} pids
  * @property {string[]} urls one per process; clients are spread over them
+ * @property {'ws' | 'io'} protocol raw ws (seed frames) or Socket.IO
  * @property {() => Promise<void>} stop
  */
 
 /**
  * Starts one server process and waits until a client gets the greeting.
  * @param {string[]} args node arguments @param {NodeJS.ProcessEnv} env @param {number} port
+ * @param {'ws' | 'io'} [protocol]
  */
-async function startProcess(args, env, port) {
+async function startProcess(args, env, port, protocol = 'ws') {
   const child = spawnWithFdLimit(process.execPath, args, {
     cwd: ROOT,
     env: { ...process.env, ...env },
@@ -255,7 +296,7 @@ async function startProcess(args, env, port) {
       resolve(signal ?? code);
     }),
   );
-  const url = `ws://127.0.0.1:${port}${WS_PATH}`;
+  const url = protocol === 'io' ? `http://127.0.0.1:${port}` : `ws://127.0.0.1:${port}${WS_PATH}`;
   const deadline = Date.now() + 20000;
   for (;;) {
     if (exitCode !== null) throw new Error(`exited with ${exitCode} at startup: ${lastLines(log)}`);
@@ -264,7 +305,7 @@ async function startProcess(args, env, port) {
       throw new Error(`no greeting within 20 s: ${lastLines(log)}`);
     }
     try {
-      const ws = await open(url);
+      const ws = await open(url, protocol);
       ws.close();
       break;
     } catch {
@@ -285,13 +326,26 @@ async function startProcess(args, env, port) {
 }
 
 /**
- * @param {string} kind @param {{ redisUrl?: string, cpuProf?: string }} ctx
+ * @typedef {object} Ctx
+ * @property {string} [redisUrl] the private redis-server (app-redis, socketio-redis)
+ * @property {number} [redisPid] its pid, if started for the run
+ * @property {string} [clusterUrl] the private Redis Cluster's redis+cluster:// URL (app-cluster)
+ * @property {number[]} [clusterPids] its nodes' pids
+ * @property {string} [clusterError] why the cluster did not start
+ * @property {string} [cpuProf] directory for --cpu-prof
+ */
+
+/**
+ * @param {string} kind @param {Ctx} ctx
  * @returns {Promise<Server>}
  */
 async function startServer(kind, ctx) {
   const prof = ctx.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${ctx.cpuProf}`] : [];
   /** @type {{ pid: number, url: string, stop: () => Promise<void> }[]} */
   let procs;
+  const protocol = SOCKET_IO.has(kind) ? 'io' : 'ws';
+  if (kind === 'app-cluster' && !ctx.clusterUrl)
+    throw new Error(`no Redis Cluster: ${ctx.clusterError ?? 'not started'}`);
   if (kind === 'baseline') {
     const port = await freePort();
     procs = [
@@ -301,9 +355,27 @@ async function startServer(kind, ctx) {
         port,
       ),
     ];
+  } else if (protocol === 'io') {
+    const n = kind === 'socketio-redis' ? 2 : 1;
+    procs = [];
+    try {
+      for (let i = 0; i < n; i++) {
+        const port = await freePort();
+        const env = {
+          PORT: String(port),
+          HOST: '127.0.0.1',
+          ...(kind === 'socketio-redis' ? { REDIS_URL: ctx.redisUrl } : {}),
+        };
+        const main = path.join(__dirname, 'socketio-server', 'main.mjs');
+        procs.push(await startProcess([...prof, main], env, port, 'io'));
+      }
+    } catch (error) {
+      await Promise.all(procs.map((p) => p.stop()));
+      throw error;
+    }
   } else {
     if (!fs.existsSync(APP_MAIN)) throw new Error(`${APP_MAIN} missing: run \`npm run build\``);
-    const n = kind === 'app-redis' ? 2 : 1;
+    const n = MULTI_PROCESS.has(kind) ? 2 : 1;
     procs = [];
     try {
       for (let i = 0; i < n; i++) {
@@ -320,8 +392,9 @@ async function startServer(kind, ctx) {
           MAX_CONNECTIONS_PER_ADDRESS: '1000000',
           HANDSHAKES_PER_SECOND: '1000000',
           HANDSHAKE_BURST: '1000000',
-          CHANNEL_LAYER: kind === 'app-redis' ? 'redis' : 'memory',
+          CHANNEL_LAYER: kind === 'app-memory' ? 'memory' : 'redis',
           ...(kind === 'app-redis' ? { REDIS_URL: ctx.redisUrl } : {}),
+          ...(kind === 'app-cluster' ? { REDIS_URL: ctx.clusterUrl } : {}),
           ...APP_ENV,
         };
         procs.push(await startProcess([...prof, APP_MAIN], env, port));
@@ -335,16 +408,48 @@ async function startServer(kind, ctx) {
     kind,
     pids: procs.map((p) => p.pid),
     urls: procs.map((p) => p.url),
+    protocol,
     stop: async () => {
       await Promise.all(procs.map((p) => p.stop()));
     },
   };
 }
 
-/** Opens a socket and resolves with it once the greeting came. @param {string} url */
-function open(url, timeoutMs = 3000) {
+/**
+ * A Socket.IO client dressed as a raw ws one for the probes: its `connection_established` and
+ * `chat` events come out as the seed's JSON frames on `message`, and `send` of a seed frame emits
+ * `message` with its object. `?room=` in the URL becomes the handshake's query.
+ * @param {string} url
+ */
+function ioAsWs(url) {
+  const u = new URL(url);
+  const socket = io(u.origin, {
+    transports: ['websocket'],
+    forceNew: true,
+    reconnection: false,
+    query: Object.fromEntries(u.searchParams),
+  });
+  const ws = Object.assign(new EventEmitter(), {
+    send: (/** @type {string} */ text) => socket.emit('message', JSON.parse(text)),
+    close: () => socket.disconnect(),
+    terminate: () => socket.disconnect(),
+  });
+  for (const type of ['connection_established', 'chat'])
+    socket.on(type, (p) => ws.emit('message', JSON.stringify({ type, ...p })));
+  socket.on('connect_error', (e) => ws.listenerCount('error') && ws.emit('error', e));
+  return ws;
+}
+
+/**
+ * Opens a socket and resolves with it once the greeting came.
+ * @param {string} url @param {'ws' | 'io'} [protocol]
+ */
+function open(url, protocol = 'ws', timeoutMs = 3000) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false });
+    const ws =
+      protocol === 'io'
+        ? /** @type {any} */ (ioAsWs(url))
+        : new WebSocket(url, { perMessageDeflate: false });
     const timer = setTimeout(() => (ws.terminate(), reject(new Error('no greeting'))), timeoutMs);
     ws.once('error', (e) => (clearTimeout(timer), reject(e)));
     /** Every frame, kept: a probe may look for one that came right after the greeting. */
@@ -392,8 +497,12 @@ function nextChat(ws, ms) {
  * @returns {Promise<string | null>} why not, or null
  */
 async function probeRooms(/** @type {Server} */ server) {
-  const a = /** @type {any} */ (await open(`${server.urls[0]}?room=bench-probe-a`));
-  const b = /** @type {any} */ (await open(`${server.urls[0]}?room=bench-probe-b`));
+  const a = /** @type {any} */ (
+    await open(`${server.urls[0]}?room=bench-probe-a`, server.protocol)
+  );
+  const b = /** @type {any} */ (
+    await open(`${server.urls[0]}?room=bench-probe-b`, server.protocol)
+  );
   try {
     if ((await roomOf(a)) !== 'bench-probe-a')
       return 'neither the greeting nor a history frame names the room: rooms not supported yet';
@@ -411,14 +520,14 @@ async function probeRooms(/** @type {Server} */ server) {
 
 /** Does a message sent on one process reach a client of the other? @returns {Promise<string | null>} */
 async function probeCrossProcess(/** @type {Server} */ server) {
-  const a = await open(server.urls[0]);
-  const b = await open(server.urls[1]);
+  const a = await open(server.urls[0], server.protocol);
+  const b = await open(server.urls[1], server.protocol);
   try {
     const heard = nextChat(b, 3000);
     a.send(JSON.stringify({ message: 'probe' }));
     return (await heard)
       ? null
-      : 'messages do not cross processes (CHANNEL_LAYER=redis not in effect?)';
+      : 'messages do not cross processes (the Redis layer or adapter not in effect?)';
   } finally {
     a.close();
     b.close();
@@ -512,7 +621,7 @@ const cannotStart = new Map();
 
 /**
  * @param {Worker[]} workers @param {string} kind @param {Workload} w
- * @param {{ redisUrl?: string, redisPid?: number, cpuProf?: string }} ctx
+ * @param {Ctx} ctx
  */
 /**
  * Opens `count` of the workload's clients, split over the workers.
@@ -530,6 +639,7 @@ function connectAll(workers, server, w, count) {
         roomParam: w.rooms > 1,
         concurrency: 64,
         localAddresses: LOCAL_ADDRESSES,
+        protocol: server.protocol,
       }),
     ),
   );
@@ -549,7 +659,7 @@ async function runOne(workers, kind, w, ctx) {
     return { ...row, na: why };
   }
   try {
-    if (kind === 'app-redis') {
+    if (server.urls.length > 1) {
       const why = await probeCrossProcess(server);
       if (why) return { ...row, na: why };
     }
@@ -593,14 +703,20 @@ async function runOne(workers, kind, w, ctx) {
     );
     relayAcks(workers, setups, roomsOfSenders);
     await phase(workers, server, w, { durationS: WARMUP_S, record: false, roomsOfSenders });
-    const redisCpu0 = ctx.redisPid && kind === 'app-redis' ? cpuSeconds(ctx.redisPid) : 0;
+    // The Redis behind the server (its one redis-server, or the cluster's nodes), counted apart.
+    const storePids =
+      kind === 'app-cluster'
+        ? (ctx.clusterPids ?? [])
+        : ctx.redisPid && ON_REDIS.has(kind)
+          ? [ctx.redisPid]
+          : [];
+    const redisCpu0 = sumCpu(storePids);
     const r = await phase(workers, server, w, {
       durationS: DURATION_S,
       record: true,
       roomsOfSenders,
     });
-    const redisCpu =
-      ctx.redisPid && kind === 'app-redis' ? cpuSeconds(ctx.redisPid) - redisCpu0 : 0;
+    const redisCpu = sumCpu(storePids) - redisCpu0;
     Object.assign(row, {
       sent: r.sent,
       delivered: r.got,
@@ -679,6 +795,122 @@ async function startRedis() {
       await new Promise((r) => child.once('exit', r));
     },
   };
+}
+
+/** Runs redis-cli with `args`; its stdout, or '' if it failed. @param {string[]} args */
+function redisCli(args) {
+  try {
+    return execFileSync('redis-cli', args, {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 20000,
+    });
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * A private Redis Cluster for app-cluster: 3 primaries, no replicas (the bench kills no node), on
+ * free ports with their bus ports chosen too (`--cluster-port`, so none lands past 65535), config
+ * files in a temporary directory; `redis-cli --cluster create`, then every node must report
+ * cluster_state:ok. Stopped, and the directory removed, at the end of the run.
+ */
+async function startCluster() {
+  let bin;
+  try {
+    bin = execFileSync('bash', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).trim();
+  } catch {
+    bin = '';
+  }
+  if (!bin) throw new Error('redis-server not installed');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-cluster-'));
+  /** @type {import('node:child_process').ChildProcess[]} */
+  const nodes = [];
+  const stop = async () => {
+    await Promise.all(
+      nodes.map(
+        (child) =>
+          new Promise((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) return resolve(undefined);
+            child.once('exit', resolve);
+            child.kill('SIGTERM');
+          }),
+      ),
+    );
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  // Should the run die before `stop`, the nodes must not outlive it.
+  process.once('exit', () => {
+    for (const child of nodes) if (child.exitCode === null) child.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  try {
+    const taken = new Set();
+    const free = async () => {
+      for (;;) {
+        const p = await freePort();
+        if (!taken.has(p)) return (taken.add(p), p);
+      }
+    };
+    const ports = [];
+    for (let i = 0; i < 3; i++) {
+      const port = await free();
+      const bus = await free();
+      ports.push(port);
+      const child = spawn(
+        bin,
+        [
+          '--bind',
+          '127.0.0.1',
+          '--port',
+          String(port),
+          '--cluster-enabled',
+          'yes',
+          '--cluster-port',
+          String(bus),
+          '--cluster-config-file',
+          path.join(dir, `nodes-${port}.conf`),
+          '--dir',
+          dir,
+          '--save',
+          '',
+          '--appendonly',
+          'no',
+          '--daemonize',
+          'no',
+        ],
+        { stdio: 'ignore' },
+      );
+      nodes.push(child);
+    }
+    for (const port of ports) {
+      for (let i = 0; !redisCli(['-p', String(port), 'ping']).includes('PONG'); i++) {
+        if (i > 50) throw new Error(`cluster node on ${port} did not answer PING`);
+        await sleep(100);
+      }
+    }
+    const seeds = ports.map((p) => `127.0.0.1:${p}`);
+    redisCli(['--cluster', 'create', ...seeds, '--cluster-replicas', '0', '--cluster-yes']);
+    for (const port of ports) {
+      for (
+        let i = 0;
+        !redisCli(['-p', String(port), 'cluster', 'info']).includes('cluster_state:ok');
+        i++
+      ) {
+        if (i > 100) throw new Error(`cluster node on ${port} not cluster_state:ok after 10 s`);
+        await sleep(100);
+      }
+    }
+    return {
+      url: `redis+cluster://${seeds.join(',')}`,
+      pids: nodes.map((n) => /** @type {number} */ (n.pid)),
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -807,7 +1039,8 @@ function ratios(rows) {
   for (const runs of byServer(rows)) {
     const { workload, server } = runs[0];
     if (server.startsWith('baseline')) continue;
-    const base = server.replace(/^app-\w+/, 'baseline'); // profiled rows: the profiled baseline
+    // profiled rows: the profiled baseline
+    const base = server.endsWith(' (--cpu-prof)') ? 'baseline (--cpu-prof)' : 'baseline';
     /** @type {[Record<string, any>, Record<string, any>][]} app row, baseline row of its round */
     const pairs = [];
     for (const r of runs) {
@@ -846,7 +1079,7 @@ function ratios(rows) {
  * 1000 handshakes (64 in flight per worker, as the workloads connect), each closed before the
  * next. Prints, per burst, the medians over the rounds of the server's CPU per handshake (all its
  * threads, so JIT compilation counts) and of conn/s, and the app's conn/s over the baseline's.
- * @param {Worker[]} workers @param {{ redisUrl?: string }} ctx
+ * @param {Worker[]} workers @param {Ctx} ctx
  */
 async function handshakeCurve(workers, ctx) {
   const burst = { name: 'handshakes', clients: 1000, senders: 0, rooms: 1, idle: true };
@@ -880,7 +1113,7 @@ async function handshakeCurve(workers, ctx) {
           line.push(`${fmt(figures.us)} µs ${fmt(figures.connPerS)}/s`);
           await Promise.all(workers.map((x) => x.call('close')));
         }
-        console.log(`  #${round + 1} ${kind.padEnd(10)} ${line.join(', ')}`);
+        console.log(`  #${round + 1} ${kind.padEnd(14)} ${line.join(', ')}`);
       } finally {
         await server.stop();
       }
@@ -958,14 +1191,37 @@ async function main() {
         .map((l) => l.toFixed(2))
         .join(' ')}`,
   );
-  const redis = SERVERS.includes('app-redis') ? await startRedis() : undefined;
+  const redis = SERVERS.some((s) => ON_REDIS.has(s)) ? await startRedis() : undefined;
+  /** @type {Awaited<ReturnType<typeof startCluster>> | undefined} */
+  let cluster;
+  /** @type {string | undefined} */
+  let clusterError;
+  if (SERVERS.includes('app-cluster')) {
+    try {
+      cluster = await startCluster();
+    } catch (error) {
+      clusterError = error instanceof Error ? error.message : String(error);
+    }
+  }
+  /** @type {Ctx} */
+  const ctx = {
+    redisUrl: redis?.url,
+    redisPid: redis?.pid,
+    clusterUrl: cluster?.url,
+    clusterPids: cluster?.pids,
+    clusterError,
+  };
+  const stopStores = async () => {
+    await redis?.stop();
+    await cluster?.stop();
+  };
   const workers = Array.from({ length: WORKERS }, startWorker);
   if (HANDSHAKE_BURSTS) {
     try {
-      await handshakeCurve(workers, { redisUrl: redis?.url });
+      await handshakeCurve(workers, ctx);
     } finally {
       for (const x of workers) x.proc.disconnect();
-      await redis?.stop();
+      await stopStores();
     }
     return;
   }
@@ -980,7 +1236,7 @@ async function main() {
           /** @type {Record<string, any>} */
           const row = {
             round: round + 1,
-            ...(await runOne(workers, kind, w, { redisUrl: redis?.url, redisPid: redis?.pid })),
+            ...(await runOne(workers, kind, w, ctx)),
           };
           rows.push(row);
           const brief = row.na
@@ -990,7 +1246,7 @@ async function main() {
               : `${fmt(row.kibPerConn, 1)} KiB/conn, ${fmt(row.connPerS)} conn/s`;
           const tag = REPEAT > 1 ? `#${round + 1} ` : '';
           console.log(
-            `  ${w.name.padEnd(18)} ${tag}${kind.padEnd(10)} ${brief}${row.error ? ` error: ${row.error}` : ''}`,
+            `  ${w.name.padEnd(18)} ${tag}${kind.padEnd(14)} ${brief}${row.error ? ` error: ${row.error}` : ''}`,
           );
         }
       }
@@ -998,7 +1254,7 @@ async function main() {
     if (PROFILE) await profile(workers, rows);
   } finally {
     for (const x of workers) x.proc.disconnect();
-    await redis?.stop();
+    await stopStores();
   }
 
   const merged = mergeRounds(rows);
@@ -1015,7 +1271,10 @@ async function main() {
   const bad = rows.filter(
     (r) =>
       (!r.na && (r.losses || r.dups || r.disorder || r.error)) ||
-      (r.na && !r.server.startsWith('app-redis') && r.workload.indexOf('rooms') < 0),
+      (r.na &&
+        !ON_REDIS.has(r.server) &&
+        r.server !== 'app-cluster' &&
+        r.workload.indexOf('rooms') < 0),
   );
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   fs.writeFileSync(
