@@ -17,9 +17,9 @@ import { LuaScript, NOW } from '../redis/lua-script.js';
  * The Lua defines `step(keys, argv)`, which returns a list whose first item is a string: the value
  * of the message's field that the step fills in (the record's id), needing no JSON escaping; the
  * whole message's JSON when the call names no field (a presence announcement); or `false` when
- * nothing is to be sent (the step found its work done already: a resend, a presence told). It may use
- * `now`, Redis' clock in ms. KEYS and ARGV start with the step's own keys and args; the layer's
- * follow them.
+ * nothing is to be sent (the step found its work done already: a resend, a presence told). It
+ * may use `now`, Redis' clock in ms. KEYS and ARGV start with the step's own keys and args; the
+ * layer's follow them.
  */
 export class GroupSendStep {
   /** The whole script: the clock, the step, the layer's send, and what joins them. */

@@ -127,8 +127,8 @@ return {node, changed}
 
 /**
  * Makes one room's presence hold exactly this process's members: drops its fields not listed,
- * adds the listed ones. KEYS: presence, active, node index, versions. ARGV: room, node, then member, user
- * pairs. Returns 1 when the room's presence changed.
+ * adds the listed ones. KEYS: presence, active, node index, versions. ARGV: room, node, then
+ * member, user pairs. Returns 1 when the room's presence changed.
  */
 export const RESYNC = new LuaScript(`${COUNT}
 local room, node = ARGV[1], ARGV[2]
