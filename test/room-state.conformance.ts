@@ -10,6 +10,16 @@ import {
 } from '../src/index.js';
 import { waitFor } from './channel-layer.conformance.js';
 
+/** A socket's channel on `layer`: made and attached, in no group yet; what it receives. */
+export async function socketOn(
+  layer: ChannelLayer,
+): Promise<{ channel: string; received: ChannelMessage[] }> {
+  const received: ChannelMessage[] = [];
+  const channel = await layer.newChannel('chat');
+  layer.attach(channel, (message) => void received.push(message));
+  return { channel, received };
+}
+
 /** How a conformance run builds stores for one implementation. */
 export interface RoomStateTarget {
   /** A fresh, empty store with these options, seeing no other store's rooms. The suite closes it. */
@@ -389,16 +399,6 @@ export function describeRoomStateConformance(name: string, target: RoomStateTarg
     });
 
     describe('enter and sendPresence', () => {
-      /** A socket's channel on `layer`, attached; what it receives. */
-      async function socketOn(
-        layer: ChannelLayer,
-      ): Promise<{ channel: string; received: ChannelMessage[] }> {
-        const received: ChannelMessage[] = [];
-        const channel = await layer.newChannel('chat');
-        layer.attach(channel, (message) => void received.push(message));
-        return { channel, received };
-      }
-
       it('puts a channel in the room’s group and presence, and returns the history after `since`', async () => {
         const layer = await target.layerFor(rooms);
         layers.push(layer);
