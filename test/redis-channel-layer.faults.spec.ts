@@ -5,6 +5,7 @@ import {
 } from '../src/channel-layer/index.js';
 import { waitFor } from './channel-layer.conformance.js';
 import { RedisServerProcess, describeWithRedisServer, uniquePrefix } from './redis-test-support.js';
+import { onRedis } from './support/redis-processes.js';
 
 const msg = (text: string): ChannelMessage => ({ type: 'test.message', text });
 
@@ -90,5 +91,66 @@ describeWithRedisServer('RedisChannelLayer when Redis goes away and comes back',
     await waitFor(() => got.b.includes('direct'));
     await late.send('jobs', msg('job'));
     await expect(pendingJob).resolves.toEqual(msg('job'));
+  });
+  it('subscribes again when Redis refuses it on return, though the connection stays up', async () => {
+    // A user whose pub/sub rights are taken away, then given back: Redis 7 drops its subscribed
+    // connections, they reconnect at once, and SUBSCRIBE answers NOPERM on a live connection.
+    const acl = (...args: string[]) => onRedis(server.port, (redis) => redis.call('ACL', ...args));
+    await acl('SETUSER', 'chat', 'on', '>secret', '~*', '&*', '+@all');
+    const url = `redis://chat:secret@127.0.0.1:${server.port}`;
+    const shared = uniquePrefix();
+    const a = new RedisChannelLayer({ hosts: url, prefix: shared });
+    const b = new RedisChannelLayer({ hosts: url, prefix: shared });
+    open.push(a, b);
+    const got: unknown[] = [];
+    const inB = await b.newChannel();
+    b.attach(inB, (message) => void got.push(message.text));
+    await b.groupAdd('room', inB);
+    await a.groupSend('room', msg('before'));
+    await waitFor(() => got.includes('before'));
+
+    await acl('SETUSER', 'chat', 'resetchannels');
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await acl('SETUSER', 'chat', 'allchannels');
+
+    await waitFor(async () => {
+      await a.groupSend('room', msg('after')).catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      return got.includes('after');
+    }, 5000);
+    await acl('DELUSER', 'chat');
+  });
+  it('adds its memberships again when Redis refuses them at first on return', async () => {
+    // Redis comes back empty (FLUSHALL, every connection dropped) while refusing scripts for a
+    // second: the first restore fails, and the next periodic refresh may be a minute away.
+    const acl = (...args: string[]) => onRedis(server.port, (redis) => redis.call('ACL', ...args));
+    await acl('SETUSER', 'scripts', 'on', '>secret', '~*', '&*', '+@all');
+    const url = `redis://scripts:secret@127.0.0.1:${server.port}`;
+    const shared = uniquePrefix();
+    const a = new RedisChannelLayer({ hosts: url, prefix: shared });
+    const b = new RedisChannelLayer({ hosts: url, prefix: shared });
+    open.push(a, b);
+    const got: unknown[] = [];
+    const inB = await b.newChannel();
+    b.attach(inB, (message) => void got.push(message.text));
+    await b.groupAdd('room', inB);
+    await a.groupSend('room', msg('before'));
+    await waitFor(() => got.includes('before'));
+
+    await acl('SETUSER', 'scripts', '-evalsha', '-eval');
+    await onRedis(server.port, async (redis) => {
+      await redis.flushall();
+      await redis.call('CLIENT', 'KILL', 'USER', 'scripts');
+    });
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await acl('SETUSER', 'scripts', '+evalsha', '+eval');
+
+    // The other process sees the membership again (fan-out needs none: b kept its subscription).
+    await waitFor(async () => {
+      const members = await a.groupChannels('room').catch((): string[] => []);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      return members.includes(inB);
+    }, 5000);
+    await acl('DELUSER', 'scripts');
   });
 });

@@ -58,6 +58,8 @@ export class RedisChannelLayer extends BaseChannelLayer {
   /** Subscribed pub/sub channel → what it feeds. */
   private readonly topics = new Map<string, LocalGroup | Inbox>();
   private readonly timer: NodeJS.Timeout;
+  /** Pending retries of {@link restoreMemberships}, by shard. */
+  private readonly restoring = new Map<RedisShard, NodeJS.Timeout>();
   private nextRefresh: number;
 
   constructor(
@@ -81,7 +83,7 @@ export class RedisChannelLayer extends BaseChannelLayer {
       events: {
         message: (topic, payload) => this.onTopicMessage(topic, payload),
         recovered: (shard) => {
-          void this.groups.refresh(shard);
+          this.restoreMemberships(shard);
           this.resume(shard);
         },
       },
@@ -301,6 +303,7 @@ export class RedisChannelLayer extends BaseChannelLayer {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    for (const retry of this.restoring.values()) clearTimeout(retry);
     const inboxes = [...this.inboxes.values()];
     this.inboxes.clear();
     const error = new ChannelLayerClosed();
@@ -432,6 +435,19 @@ export class RedisChannelLayer extends BaseChannelLayer {
   }
 
   /** Subscriptions are back: take what was queued while wakes could not reach us. */
+  /**
+   * Adds this process's memberships on `shard` again (Redis may have come back without them),
+   * retrying with backoff until Redis takes them: the periodic refresh may be a minute away.
+   */
+  private restoreMemberships(shard: RedisShard, delayMs = 250): void {
+    clearTimeout(this.restoring.get(shard));
+    void this.groups.refresh(shard).then((done) => {
+      if (done || this.closed) return;
+      const retry = () => this.restoreMemberships(shard, Math.min(delayMs * 2, 5000));
+      this.restoring.set(shard, setTimeout(retry, delayMs).unref());
+    });
+  }
+
   private resume(shard: RedisShard): void {
     for (const inbox of this.inboxes.values()) if (inbox.shard === shard) inbox.resume();
   }

@@ -109,8 +109,8 @@ export class LocalGroups {
    * Re-adds the memberships of attached channels in Redis: periodically so they outlive
    * `groupExpiry`, and when a shard comes back (`only`), since Redis may have lost them.
    */
-  async refresh(only?: RedisShard): Promise<void> {
-    if (this.host.isClosed()) return;
+  async refresh(only?: RedisShard): Promise<boolean> {
+    if (this.host.isClosed()) return true;
     const { groupExpiryMs } = this.host;
     const expiresAt = Date.now() + groupExpiryMs;
     const calls: Array<Promise<unknown>> = [];
@@ -138,5 +138,6 @@ export class LocalGroups {
     if (failed.length > 0 && !this.host.isClosed()) {
       this.host.logger.warn(`could not refresh ${failed.length} group(s); retrying later`);
     }
+    return failed.length === 0;
   }
 }

@@ -95,6 +95,9 @@ export class RedisShard {
   /** The cluster's connection to the slot's primary, as last looked up. */
   private ownerNode: Redis | undefined;
   private closing = false;
+  /** Counts the subscriber's closes, so a resubscribe finishing late cannot speak for a newer one. */
+  private subscriberGeneration = 0;
+  private resubscribeTimer?: NodeJS.Timeout;
 
   constructor(settings: RedisShardSettings) {
     const { host, timeoutMs, events } = settings;
@@ -178,10 +181,7 @@ export class RedisShard {
     };
     const onSubscriberReady = (): void => {
       this.subscriberLink.up();
-      void this.resubscribe().then((done) => {
-        this.subscriptionsRestored = done;
-        this.recoverIfReady();
-      });
+      this.restoreSubscriptions();
     };
     const onClientClose = (): void => {
       if (this.clientLink.lost()) this.logger.warn(`Redis ${this.address} went away`);
@@ -197,6 +197,7 @@ export class RedisShard {
         this.logger.warn(`Redis ${this.address} went away (its subscriber's primary)`);
       }
       this.subscriberLink.lost();
+      this.subscriberGeneration++;
       this.subscriptionsRestored = false;
       this.outage ||= this.subscriberLink.everReady;
     };
@@ -308,6 +309,7 @@ export class RedisShard {
   /** Disconnects the subscriber, and the command connection when the shard created it. */
   async close(): Promise<void> {
     this.closing = true;
+    clearTimeout(this.resubscribeTimer);
     this.detachListeners();
     this.topics.clear();
     const closing = [disconnect(this.subscriber)];
@@ -350,14 +352,32 @@ export class RedisShard {
     }
   }
 
-  /** Subscribes to every wanted topic again; false when Redis went away meanwhile. */
+  /**
+   * Subscribes to every wanted topic again, then lets the store recover. A connection lost
+   * meanwhile retries on its next 'ready'; a SUBSCRIBE refused or timed out on a connection that
+   * stays up retries shortly, since no 'ready' would come to retry it.
+   */
+  private restoreSubscriptions(): void {
+    clearTimeout(this.resubscribeTimer);
+    const generation = this.subscriberGeneration;
+    void this.resubscribe().then((done) => {
+      if (this.closing || generation !== this.subscriberGeneration) return;
+      this.subscriptionsRestored = done;
+      if (done) this.recoverIfReady();
+      else if (this.subscriber.status === 'ready') {
+        this.resubscribeTimer = setTimeout(() => this.restoreSubscriptions(), 200).unref();
+      }
+    });
+  }
+
+  /** Subscribes to every wanted topic again; false when one SUBSCRIBE failed. */
   private async resubscribe(): Promise<boolean> {
     const topics = [...this.topics.keys()];
     for (let at = 0; at < topics.length; at += SUBSCRIBE_CHUNK) {
       try {
         await this.subscribeNow(topics.slice(at, at + SUBSCRIBE_CHUNK));
       } catch {
-        return false; // Gone again; the next 'ready' retries.
+        return false;
       }
     }
     return true;
