@@ -38,7 +38,9 @@ export class ChatTestClient {
   /** Resolves when the socket has closed, with its close code and reason. */
   readonly closed: Promise<CloseInfo>;
   private readonly frames: unknown[] = [];
-  private readonly waiters: Array<(frame: unknown) => void> = [];
+  private readonly waiters: Array<{ take(frame: unknown): void; fail(error: Error): void }> = [];
+  /** Set once the socket closed: no frame can come any more. */
+  private ended?: CloseInfo;
 
   private constructor(
     readonly socket: WebSocket,
@@ -47,11 +49,15 @@ export class ChatTestClient {
     socket.on('message', (data, isBinary) => {
       const frame: unknown = isBinary ? data : JSON.parse(String(data));
       const waiter = this.waiters.shift();
-      if (waiter) waiter(frame);
+      if (waiter) waiter.take(frame);
       else this.frames.push(frame);
     });
     this.closed = new Promise((resolve) =>
-      socket.once('close', (code, reason) => resolve({ code, reason: String(reason) })),
+      socket.once('close', (code, reason) => {
+        this.ended = { code, reason: String(reason) };
+        for (const waiter of this.waiters.splice(0)) waiter.fail(this.closedError());
+        resolve(this.ended);
+      }),
     );
   }
 
@@ -91,13 +97,20 @@ export class ChatTestClient {
     else this.socket.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
   }
 
-  /** The next frame, in arrival order. */
+  /** The next frame, in arrival order; rejects at once when the socket closed before one came. */
   next<T = ServerFrame>(timeoutMs = this.timeoutMs): Promise<T> {
     if (this.frames.length > 0) return Promise.resolve(this.frames.shift() as T);
+    if (this.ended) return Promise.reject(this.closedError());
     return new Promise<T>((resolve, reject) => {
-      const waiter = (frame: unknown): void => {
-        clearTimeout(timer);
-        resolve(frame as T);
+      const waiter = {
+        take: (frame: unknown): void => {
+          clearTimeout(timer);
+          resolve(frame as T);
+        },
+        fail: (error: Error): void => {
+          clearTimeout(timer);
+          reject(error);
+        },
       };
       const timer = setTimeout(() => {
         this.waiters.splice(this.waiters.indexOf(waiter), 1);
@@ -182,5 +195,10 @@ export class ChatTestClient {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  private closedError(): Error {
+    const { code, reason } = this.ended ?? { code: 0, reason: '' };
+    return new Error(`socket closed (${code}${reason ? ` ${reason}` : ''}) before a frame came`);
   }
 }
