@@ -434,7 +434,6 @@ export class RedisChannelLayer extends BaseChannelLayer {
     return this.shardKeys[shard.index];
   }
 
-  /** Subscriptions are back: take what was queued while wakes could not reach us. */
   /**
    * Adds this process's memberships on `shard` again (Redis may have come back without them),
    * retrying with backoff until Redis takes them: the periodic refresh may be a minute away.
@@ -448,6 +447,7 @@ export class RedisChannelLayer extends BaseChannelLayer {
     });
   }
 
+  /** Subscriptions are back: take what was queued while wakes could not reach us. */
   private resume(shard: RedisShard): void {
     for (const inbox of this.inboxes.values()) if (inbox.shard === shard) inbox.resume();
   }
