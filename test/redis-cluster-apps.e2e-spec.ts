@@ -132,7 +132,6 @@ describeWithRedisCluster('Two app processes on a real Redis Cluster', () => {
     await presenceOf(sender, ['listener', 'sender']);
     const victim = await cluster.primaryOf(slotOfRoom(room));
 
-    const killedAt = Date.now();
     const outcome = await chatThroughFailover({
       sender,
       listener,
@@ -149,7 +148,7 @@ describeWithRedisCluster('Two app processes on a real Redis Cluster', () => {
     // joins work again within the stated time.
     const reader = await joinAgain(
       () => b.join(`/ws/chat/${room}/?name=reader`),
-      killedAt + RESUME_WITHIN_MS,
+      outcome.killedAt + RESUME_WITHIN_MS,
     );
     const kept = new Set(reader.history.messages.map((m) => m.message));
     expect(outcome.acked.filter((id) => !kept.has(id))).toEqual([]);

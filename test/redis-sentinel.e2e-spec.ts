@@ -76,7 +76,6 @@ describeWithRedisBinaries('The layer, the room store and two apps on a real Sent
       const listener = await b.join(`/ws/chat/${room}/?name=listener`);
       await presenceOf(sender, ['listener', 'sender']);
 
-      const killedAt = Date.now();
       const outcome = await chatThroughFailover({
         sender,
         listener,
@@ -91,7 +90,7 @@ describeWithRedisBinaries('The layer, the room store and two apps on a real Sent
       // joins work again within the stated time.
       const reader = await joinAgain(
         () => b.join(`/ws/chat/${room}/?name=reader`),
-        killedAt + RESUME_WITHIN_MS,
+        outcome.killedAt + RESUME_WITHIN_MS,
       );
       const kept = new Set(reader.history.messages.map((message) => message.message));
       expect(outcome.acked.filter((id) => !kept.has(id))).toEqual([]);

@@ -6,6 +6,8 @@ type Answer = { type: string; id?: string; code?: string };
 
 /** How chat went through a failover, as {@link chatThroughFailover} saw it. */
 export interface FailoverOutcome {
+  /** When the kill began (ms since the epoch). */
+  killedAt: number;
   /** Sends answered `layer_unavailable` while Redis was away. */
   failed: number;
   /** Milliseconds from the kill to the first ack after a failed send. */
@@ -111,6 +113,7 @@ export async function chatThroughFailover(options: {
     await Promise.all([answered, listening]);
     if (stopped.length > 0) throw new Error(`after resuming: ${stopped.join('; ')}`);
     return {
+      killedAt,
       failed,
       ackedAfterMs: ackedAt - killedAt,
       heardAfterMs: heardAt - killedAt,
