@@ -95,12 +95,16 @@ describeWithRedisServer('RedisChannelLayer when Redis goes away and comes back',
     await late.send('jobs', msg('job'));
     await expect(pendingJob).resolves.toEqual(msg('job'));
   });
-  it('subscribes again when Redis refuses it on return, though the connection stays up', async () => {
-    // A user whose pub/sub rights are taken away, then given back: Redis 7 drops its subscribed
-    // connections, they reconnect at once, and SUBSCRIBE answers NOPERM on a live connection.
-    const acl = (...args: string[]) => onRedis(server.port, (redis) => redis.call('ACL', ...args));
-    await acl('SETUSER', 'chat', 'on', '>secret', '~*', '&*', '+@all');
-    const url = `redis://chat:secret@127.0.0.1:${server.port}`;
+
+  const acl = (...args: string[]) => onRedis(server.port, (redis) => redis.call('ACL', ...args));
+
+  /**
+   * Two processes connected as a Redis user `user` with every right, `b`'s channel in `room`
+   * and already hearing it; `got` is what `b` heard. The caller deletes the user.
+   */
+  async function twoProcessesAs(user: string) {
+    await acl('SETUSER', user, 'on', '>secret', '~*', '&*', '+@all');
+    const url = `redis://${user}:secret@127.0.0.1:${server.port}`;
     const shared = uniquePrefix();
     const a = new RedisChannelLayer({ hosts: url, prefix: shared });
     const b = new RedisChannelLayer({ hosts: url, prefix: shared });
@@ -111,7 +115,13 @@ describeWithRedisServer('RedisChannelLayer when Redis goes away and comes back',
     await b.groupAdd('room', inB);
     await a.groupSend('room', msg('before'));
     await waitFor(() => got.includes('before'));
+    return { a, inB, got };
+  }
 
+  it('subscribes again when Redis refuses it on return, though the connection stays up', async () => {
+    // A user whose pub/sub rights are taken away, then given back: Redis 7 drops its subscribed
+    // connections, they reconnect at once, and SUBSCRIBE answers NOPERM on a live connection.
+    const { a, got } = await twoProcessesAs('chat');
     await acl('SETUSER', 'chat', 'resetchannels');
     await new Promise((resolve) => setTimeout(resolve, 1000));
     await acl('SETUSER', 'chat', 'allchannels');
@@ -123,23 +133,11 @@ describeWithRedisServer('RedisChannelLayer when Redis goes away and comes back',
     }, 5000);
     await acl('DELUSER', 'chat');
   });
+
   it('adds its memberships again when Redis refuses them at first on return', async () => {
     // Redis comes back empty (FLUSHALL, every connection dropped) while refusing scripts for a
     // second: the first restore fails, and the next periodic refresh may be a minute away.
-    const acl = (...args: string[]) => onRedis(server.port, (redis) => redis.call('ACL', ...args));
-    await acl('SETUSER', 'scripts', 'on', '>secret', '~*', '&*', '+@all');
-    const url = `redis://scripts:secret@127.0.0.1:${server.port}`;
-    const shared = uniquePrefix();
-    const a = new RedisChannelLayer({ hosts: url, prefix: shared });
-    const b = new RedisChannelLayer({ hosts: url, prefix: shared });
-    open.push(a, b);
-    const got: unknown[] = [];
-    const inB = await b.newChannel();
-    b.attach(inB, (message) => void got.push(message.text));
-    await b.groupAdd('room', inB);
-    await a.groupSend('room', msg('before'));
-    await waitFor(() => got.includes('before'));
-
+    const { a, inB } = await twoProcessesAs('scripts');
     await acl('SETUSER', 'scripts', '-evalsha', '-eval');
     await onRedis(server.port, async (redis) => {
       await redis.flushall();
