@@ -8,12 +8,13 @@ describeWithRedisServer('RedisChannelLayer groupSend cost', () => {
   let stats: Redis;
   let sender: RedisChannelLayer;
   let processes: RedisChannelLayer[];
+  let prefix: string;
 
   beforeAll(async () => {
     // A private server: nobody else's commands in its counters.
     server = await RedisServerProcess.start();
     stats = new Redis(server.url);
-    const prefix = uniquePrefix();
+    prefix = uniquePrefix();
     sender = new RedisChannelLayer({ hosts: server.url, prefix });
     processes = [0, 1].map(() => new RedisChannelLayer({ hosts: server.url, prefix }));
   });
@@ -59,6 +60,28 @@ describeWithRedisServer('RedisChannelLayer groupSend cost', () => {
     expect(big.get('publish')).toBe(10);
     const perSend = [...big.values()].reduce((sum, calls) => sum + calls, 0) / 10;
     expect(perSend).toBeLessThanOrEqual(5);
+  });
+
+  it('attaches a channel at no Redis command once its process has caught up', async () => {
+    const layer = new RedisChannelLayer({ hosts: server.url, prefix });
+    try {
+      // The first attach looks in the queue (its send is delivered through it or a wake).
+      const first = await layer.newChannel('chat');
+      const got: unknown[] = [];
+      layer.attach(first, (message) => void got.push(message.text));
+      await sender.send(first, { type: 'test.message', text: 'one' });
+      await waitFor(() => got.length === 1);
+      const second = await layer.newChannel('chat');
+      await stats.config('RESETSTAT');
+      layer.attach(second, (message) => void got.push(message.text));
+      await sender.send(second, { type: 'test.message', text: 'two' });
+      await waitFor(() => got.length === 2);
+      // The send's script and the POP its wake made; none for the attach.
+      expect(commandStats(await stats.info('commandstats')).get('evalsha')).toBe(2);
+      expect(got).toEqual(['one', 'two']);
+    } finally {
+      await layer.close();
+    }
   });
 });
 

@@ -134,6 +134,42 @@ describeWithRedisServer('RedisChannelLayer when Redis goes away and comes back',
     await acl('DELUSER', 'chat');
   });
 
+  it('finds what was queued for a channel attached while its wakes cannot reach it', async () => {
+    // b's queue was caught up; then its subscriptions are dropped and refused on return, so the
+    // wake of a send is lost, and the channel attached after must look in the queue itself.
+    await acl('SETUSER', 'deaf', 'on', '>secret', '~*', '&*', '+@all');
+    const shared = uniquePrefix();
+    const a = new RedisChannelLayer({ hosts: server.url, prefix: shared });
+    const b = new RedisChannelLayer({
+      hosts: `redis://deaf:secret@127.0.0.1:${server.port}`,
+      prefix: shared,
+    });
+    open.push(a, b);
+    const warm = await b.newChannel();
+    const warmed = new Promise((resolve) => b.attach(warm, resolve));
+    await a.send(warm, msg('warm'));
+    await warmed;
+    const later = await b.newChannel();
+    const clients = async () =>
+      String(await onRedis(server.port, (redis) => redis.call('CLIENT', 'LIST')))
+        .split('\n')
+        .filter((line) => line.includes(' user=deaf '));
+    const before = (await clients()).length;
+    await acl('SETUSER', 'deaf', 'resetchannels');
+    // Its subscriber connected again, without subscriptions: b saw it close by then.
+    await waitFor(async () => {
+      const now = await clients();
+      return now.length === before && now.every((line) => / sub=0 /.test(line));
+    });
+    await a.send(later, msg('queued'));
+    const heard = new Promise((resolve) =>
+      b.attach(later, (message) => void resolve(message.text)),
+    );
+    await expect(heard).resolves.toBe('queued');
+    await acl('SETUSER', 'deaf', 'allchannels');
+    await acl('DELUSER', 'deaf');
+  });
+
   it('adds its memberships again when Redis refuses them at first on return', async () => {
     // Redis comes back empty (FLUSHALL, every connection dropped) while refusing scripts for a
     // second: the first restore fails, and the next periodic refresh may be a minute away.

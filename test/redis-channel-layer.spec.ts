@@ -64,6 +64,24 @@ describeWithRedis('RedisChannelLayer on a real Redis', () => {
       expect(got).toEqual(['one', 'two']);
     });
 
+    it('gives a channel attached later what was sent to it while nothing here listened', async () => {
+      // b owns the channel but has nothing attached: it lets the send's wake pass, so the attach
+      // that comes later must look in the queue itself.
+      const warm = await b.newChannel();
+      let detach = (): void => undefined;
+      const warmed = new Promise((resolve) => (detach = b.attach(warm, resolve)));
+      await a.send(warm, msg('warm'));
+      await warmed;
+      detach();
+      const later = await b.newChannel();
+      await a.send(later, msg('queued'));
+      await new Promise((resolve) => setTimeout(resolve, 100)); // the wake reaches b, unused
+      const heard = new Promise((resolve) =>
+        b.attach(later, (message) => void resolve(message.text)),
+      );
+      await expect(heard).resolves.toBe('queued');
+    });
+
     it("counts another process's channels on their part up to the bang", async () => {
       const owner = processOf(prefix, { capacity: 2 });
       const sender = processOf(prefix, { capacity: 2 });

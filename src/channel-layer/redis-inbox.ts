@@ -43,6 +43,13 @@ export class Inbox {
   private again = false;
   /** Successful POPs so far: a receive that saw none since it started never reached Redis. */
   private pops = 0;
+  /** The shard's `subscriptionEpoch` in which the topic's subscription was confirmed. */
+  private subscribedIn = -1;
+  /**
+   * The `subscriptionEpoch` in which a POP sent while subscribed found the queue empty, and no
+   * wake was ignored since; -1 when none did.
+   */
+  private emptyIn = -1;
 
   constructor(
     /** The channel, or the part of process-local names up to and including the `!`. */
@@ -73,6 +80,15 @@ export class Inbox {
     return this.listen();
   }
 
+  /**
+   * Whether the queue holds nothing that was not taken or woken for: it was found empty while
+   * subscribed, every wake since was drained for, and the subscription has stood all along. Then
+   * a channel attached now needs no catch-up: anything queued for it since wakes a drain.
+   */
+  get caughtUp(): boolean {
+    return this.emptyIn !== -1 && this.emptyIn === this.shard.subscriptionEpoch;
+  }
+
   /** Counts one attached channel; returns the function that stops counting it. */
   attach(): () => void {
     this.attached++;
@@ -94,6 +110,7 @@ export class Inbox {
 
   /** Drains what was queued while wakes could not reach us (after an outage), if wanted. */
   resume(): void {
+    this.emptyIn = -1; // wakes may have been missed until now
     if (this.demand() > 0) void this.drain();
   }
 
@@ -127,7 +144,11 @@ export class Inbox {
       this.listening = true;
       this.host.route(this.topic, this);
     }
-    return this.shard.subscribe(this.topic);
+    const epoch = this.shard.subscriptionEpoch;
+    if (this.subscribedIn === epoch) return Promise.resolve();
+    return this.shard.subscribe(this.topic).then(() => {
+      this.subscribedIn = epoch;
+    });
   }
 
   private async drainLoop(): Promise<void> {
@@ -135,12 +156,15 @@ export class Inbox {
       for (;;) {
         this.again = false;
         const want = this.demand();
+        if (want === 0) this.emptyIn = -1; // a wake nobody here takes
         if (want === 0 || this.host.isClosed()) return;
+        const epoch = this.subscribedIn === this.shard.subscriptionEpoch ? this.subscribedIn : -1;
         const entries = (await this.shard.run(POP, [this.key], [want])) as string[];
         if (this.host.isClosed()) return;
         this.pops++;
         this.dispatch(entries);
         if (entries.length === want || this.again) continue;
+        this.emptyIn = epoch;
         // Empty. Subscribe, then look once more: a send between our pop and the subscription
         // woke nobody.
         if (!this.listening && this.demand() > 0) {

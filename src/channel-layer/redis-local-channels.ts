@@ -46,7 +46,8 @@ export class LocalChannels {
 
   /**
    * Attaches `receiver` to `channel`, one of `inbox`'s: it gets what is held here first, then
-   * what the inbox's queue holds, then live messages. Returns the function that detaches it.
+   * what the inbox's queue holds (no POP when the inbox is caught up), then live messages.
+   * Returns the function that detaches it.
    */
   attach(channel: string, receiver: ChannelReceiver, inbox: Inbox): () => void {
     const backlog: ChannelMessage[] = [];
@@ -111,7 +112,7 @@ export class LocalChannels {
   }
 
   private async catchUp(channel: string, inbox: Inbox, attachment: Attachment): Promise<void> {
-    await inbox.drain();
+    if (!inbox.caughtUp) await inbox.drain();
     const backlog = attachment.backlog ?? [];
     attachment.backlog = null;
     if (this.attachments.get(channel) !== attachment) {

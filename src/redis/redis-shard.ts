@@ -97,6 +97,14 @@ export class RedisShard {
   private closing = false;
   /** Counts the subscriber's closes, so a resubscribe finishing late cannot speak for a newer one. */
   private subscriberGeneration = 0;
+
+  /**
+   * Changes whenever the subscriber's connection closes: a subscription confirmed while this
+   * held its value still stands while it does; after a change, messages may have been missed.
+   */
+  get subscriptionEpoch(): number {
+    return this.subscriberGeneration;
+  }
   private resubscribeTimer?: NodeJS.Timeout;
 
   constructor(settings: RedisShardSettings) {
