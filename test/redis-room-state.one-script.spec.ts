@@ -223,6 +223,74 @@ describeWithRedisServer(
       await layer.flush(); // its keys on the shared Redis
     });
 
+    it('enters a crowd of one room in one script call, each from its own point', async () => {
+      const { store, layer } = processOn();
+      const first = await socketOn(layer);
+      await store.enter('r', first.channel, 'ann', layer); // subscribes to the room, loads the script
+      const said: ChatRecord[] = [];
+      for (let i = 0; i < 3; i++)
+        said.push(await store.append('r', { message: `m${i}`, user: 'ann' }));
+      const crowd = await Promise.all(Array.from({ length: 30 }, () => socketOn(layer)));
+      const resumeFrom = [undefined, said[0].id, said[1].id];
+      let histories: ChatRecord[][] = [];
+      const calls = await commandsOf(async () => {
+        histories = await Promise.all(
+          crowd.map((socket, i) =>
+            store.enter('r', socket.channel, `u${i}`, layer, resumeFrom[i % 3]),
+          ),
+        );
+      });
+      // They came in one turn: one call, and one read for each point they resume from.
+      expect(calls.get('evalsha')).toBe(1);
+      expect(calls.get('xrevrange')).toBe(3);
+      histories.forEach((history, i) => expect(history).toEqual(said.slice(i % 3)));
+      expect(await store.users('r')).toHaveLength(31);
+      await expect(layer.groupChannels('r')).resolves.toEqual(
+        expect.arrayContaining(crowd.map((socket) => socket.channel)),
+      );
+      await store.appendAndSend('r', { message: 'after', user: 'ann' }, layer, CHAT);
+      await waitFor(() => crowd.every((socket) => socket.received.length === 1));
+    });
+
+    it('takes at most 100 joins into one script call', async () => {
+      const { store, layer } = processOn();
+      const first = await socketOn(layer);
+      await store.enter('r', first.channel, 'ann', layer);
+      const crowd = await Promise.all(Array.from({ length: 150 }, () => socketOn(layer)));
+      const calls = await commandsOf(() =>
+        Promise.all(crowd.map((socket, i) => store.enter('r', socket.channel, `u${i}`, layer))),
+      );
+      expect(calls.get('evalsha')).toBe(2);
+      expect(await store.users('r')).toHaveLength(151);
+    });
+
+    it('leaves a crowd of one room in one script call: group and presence', async () => {
+      const { store, layer } = processOn();
+      const crowd = await Promise.all(Array.from({ length: 30 }, () => socketOn(layer)));
+      await Promise.all(crowd.map((socket, i) => store.enter('r', socket.channel, `u${i}`, layer)));
+      const staying = crowd.pop() as { channel: string; received: ChannelMessage[] };
+      const calls = await commandsOf(() =>
+        Promise.all(crowd.map((socket) => store.exit('r', socket.channel, layer))),
+      );
+      expect(calls.get('evalsha')).toBe(1);
+      await expect(store.users('r')).resolves.toEqual(['u29']);
+      await expect(layer.groupChannels('r')).resolves.toEqual([staying.channel]);
+      await store.appendAndSend('r', { message: 'after', user: 'u29' }, layer, CHAT);
+      await waitFor(() => staying.received.length === 1);
+      expect(crowd.every((socket) => socket.received.length === 0)).toBe(true);
+    });
+
+    it('leaves in two steps, with the same result, when the group is on another Redis', async () => {
+      const { store, layer } = processOn({ layerHosts: REDIS_URL });
+      const [ann, bob] = [await socketOn(layer), await socketOn(layer)];
+      await store.enter('r', ann.channel, 'ann', layer);
+      await store.enter('r', bob.channel, 'bob', layer);
+      await store.exit('r', ann.channel, layer);
+      await expect(store.users('r')).resolves.toEqual(['bob']);
+      await expect(layer.groupChannels('r')).resolves.toEqual([bob.channel]);
+      await layer.flush(); // its keys on the shared Redis
+    });
+
     it('tells a room once per change, whichever processes saw it', async () => {
       const prefix = uniquePrefix();
       const [a, b] = [processOn({ prefix }), processOn({ prefix })];

@@ -398,7 +398,7 @@ export function describeRoomStateConformance(name: string, target: RoomStateTarg
       });
     });
 
-    describe('enter and sendPresence', () => {
+    describe('enter, exit and sendPresence', () => {
       it('puts a channel in the room’s group and presence, and returns the history after `since`', async () => {
         const layer = await target.layerFor(rooms);
         layers.push(layer);
@@ -420,6 +420,28 @@ export function describeRoomStateConformance(name: string, target: RoomStateTarg
         );
         await waitFor(() => socket.received.length === 1);
         expect(socket.received).toEqual([record]);
+      });
+
+      it('takes channels that exit out of the room’s group and presence, together or apart', async () => {
+        const layer = await target.layerFor(rooms);
+        layers.push(layer);
+        const sockets = await Promise.all(['ann', 'bob', 'cy', 'dee'].map(() => socketOn(layer)));
+        const names = ['ann', 'bob', 'cy', 'dee'];
+        await Promise.all(
+          sockets.map((socket, i) => rooms.enter('r', socket.channel, names[i], layer)),
+        );
+        await Promise.all([
+          rooms.exit('r', sockets[0].channel, layer),
+          rooms.exit('r', sockets[1].channel, layer),
+        ]);
+        await rooms.exit('r', sockets[2].channel, layer);
+        await expect(rooms.users('r')).resolves.toEqual(['dee']);
+        await expect(rooms.rooms()).resolves.toEqual([{ room: 'r', members: 1 }]);
+        await rooms.appendAndSend('r', { message: 'hi', user: 'dee' }, layer, 'chat');
+        await waitFor(() => sockets[3].received.length === 1);
+        expect(sockets.slice(0, 3).map((socket) => socket.received)).toEqual([[], [], []]);
+        await rooms.exit('r', sockets[3].channel, layer);
+        await expect(rooms.rooms()).resolves.toEqual([]);
       });
 
       it('tells the room’s group who is in it: the first `names` users, and the count of all', async () => {

@@ -10,7 +10,12 @@ import {
   positiveSeconds,
 } from './channel-names.js';
 import { fromJson, toJson } from './frozen-message.js';
-import { GroupAddStepCall, GroupSendStepCall, jsonAround } from './redis-steps.js';
+import {
+  GroupAddStepCall,
+  GroupDiscardStepCall,
+  GroupSendStepCall,
+  jsonAround,
+} from './redis-steps.js';
 import { MessageCipher } from './message-crypto.js';
 import { REDIS_CHANNEL_LAYER_OPTIONS } from './redis-channel-layer.options.js';
 import type { RedisChannelLayerOptions } from './redis-channel-layer.options.js';
@@ -258,27 +263,66 @@ export class RedisChannelLayer extends BaseChannelLayer {
   }
 
   /**
-   * `groupAdd(group, channel)` with a caller's `GroupAddStep` in the same Redis script, after the
-   * add: the membership and what the step writes and reads happen at once. Subscribed to the group
-   * first, so any message published after the script reaches `channel`. Resolves with the step's
-   * result; with `undefined`, having done nothing, when the add cannot be part of someone else's
-   * script, so the caller adds with `groupAdd` itself: when `channel` is not a process-local
-   * channel of this layer, when the group's Redis is not `call.server`, or when `groupAdd` is
-   * overridden. Throws as `groupAdd` does, the membership then still to be discarded.
+   * `groupAdd(group, channel)` for each of `channels` with a caller's `GroupAddStep` in the same
+   * Redis script, after the adds: the memberships and what the step writes and reads happen at
+   * once. Subscribed to the group first, so any message published after the script reaches the
+   * channels. Resolves with the step's result; with `undefined`, having done nothing, when the
+   * adds cannot be part of someone else's script (see {@link canRunGroupStep}), so the caller
+   * adds with `groupAdd` itself. Throws as `groupAdd` does, the memberships then still to be
+   * discarded.
    */
-  async groupAddWith(group: string, channel: string, call: GroupAddStepCall): Promise<unknown> {
+  async groupAddWith(
+    group: string,
+    channels: readonly string[],
+    call: GroupAddStepCall,
+  ): Promise<unknown> {
     this.assertOpen();
     assertGroupName(group);
-    assertChannelName(channel);
+    for (const channel of channels) assertChannelName(channel);
+    if (!this.canRunGroupStep(group, channels, call.server)) return undefined;
     const shard = this.shards.of(group);
-    if (!this.isLocal(channel) || shard.server !== call.server) return undefined;
-    if (this.groupAdd !== RedisChannelLayer.prototype.groupAdd) return undefined;
-    await this.groups.join(group, channel);
+    await Promise.all(channels.map((channel) => this.groups.join(group, channel)));
     return shard.run(
       call.step.script,
       [...call.keys, this.keysOf(shard).localMembers(group)],
-      [...call.args, this.groupExpiryMs, channel],
+      [...call.args, this.groupExpiryMs, ...channels, channels.length],
     );
+  }
+
+  /**
+   * `groupDiscard(group, channel)` for each of `channels` with a caller's `GroupDiscardStep` in
+   * the same Redis script, after the discards. Resolves with the step's result; with `undefined`,
+   * having done nothing, where {@link groupAddWith} would; once the layer is closed, with
+   * `undefined` too, as `groupDiscard` does nothing then. Throws as `groupDiscard` does.
+   */
+  async groupDiscardWith(
+    group: string,
+    channels: readonly string[],
+    call: GroupDiscardStepCall,
+  ): Promise<unknown> {
+    assertGroupName(group);
+    for (const channel of channels) assertChannelName(channel);
+    if (this.closed || !this.canRunGroupStep(group, channels, call.server)) return undefined;
+    for (const channel of channels) this.groups.leave(group, channel);
+    const shard = this.shards.of(group);
+    return shard.run(
+      call.step.script,
+      [...call.keys, this.keysOf(shard).localMembers(group)],
+      [...call.args, ...channels, channels.length],
+    );
+  }
+
+  /**
+   * Whether a step on `server` may carry `channels`' memberships of `group`: only for
+   * process-local channels of this layer (their memberships are the ones a script can write
+   * alone), on the Redis holding the group's keys, and unless `groupAdd` or `groupDiscard` is
+   * overridden (the override must see every membership change).
+   */
+  canRunGroupStep(group: string, channels: readonly string[], server: string): boolean {
+    if (this.shards.of(group).server !== server) return false;
+    if (this.groupAdd !== RedisChannelLayer.prototype.groupAdd) return false;
+    if (this.groupDiscard !== RedisChannelLayer.prototype.groupDiscard) return false;
+    return channels.every((channel) => this.isLocal(channel));
   }
 
   attach(channel: string, receiver: ChannelReceiver): () => void {

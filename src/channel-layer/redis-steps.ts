@@ -55,10 +55,11 @@ export interface GroupSendStepCall {
 }
 
 /**
- * Lua that `RedisChannelLayer.groupAddWith` runs in the same script as a `groupAdd`, after it: the
- * membership and the step's writes and reads happen at once, in one round trip. `RedisRoomState`
- * registers a joining socket in presence and reads the history it resumes from this way: any
- * message published after the script reaches the socket, any before it is in what was read.
+ * Lua that `RedisChannelLayer.groupAddWith` runs in the same script as a `groupAdd` of one or
+ * more channels, after it: the memberships and the step's writes and reads happen at once, in one
+ * round trip. `RedisRoomState` registers joining sockets in presence and reads the history each
+ * resumes from this way: any message published after the script reaches them, any before it is
+ * in what was read.
  *
  * The Lua defines `step(keys, argv)`, whose result the script returns. KEYS and ARGV start with
  * the step's own; the layer's follow them.
@@ -67,24 +68,54 @@ export class GroupAddStep {
   readonly script: LuaScript;
 
   constructor(lua: string) {
-    // The layer's KEYS and ARGV come last: the group's members key; the membership's lifetime in
-    // ms, then the channel.
+    // The layer's KEYS and ARGV come last: the group's members key; the memberships' lifetime in
+    // ms, the channels, then their number.
     this.script = new LuaScript(`${NOW}${lua}${GROUP_ADD_FUNCTION}
 local n = #ARGV
-group_add(KEYS[#KEYS], tonumber(ARGV[n - 1]), {ARGV[n]})
+local channels = tonumber(ARGV[n])
+group_add(KEYS[#KEYS], tonumber(ARGV[n - channels - 1]), {unpack(ARGV, n - channels, n - 1)})
 return step(KEYS, ARGV)
 `);
   }
 }
 
-/** One run of a {@link GroupAddStep}, as `RedisChannelLayer.groupAddWith` takes it. */
-export interface GroupAddStepCall {
-  readonly step: GroupAddStep;
+/**
+ * Lua that `RedisChannelLayer.groupDiscardWith` runs in the same script as a `groupDiscard` of
+ * one or more channels, after it: `RedisRoomState` takes leaving sockets out of presence this
+ * way, one command for the group and presence of a crowd. The Lua defines `step(keys, argv)`, as
+ * a {@link GroupAddStep}'s does.
+ */
+export class GroupDiscardStep {
+  readonly script: LuaScript;
+
+  constructor(lua: string) {
+    // The layer's KEYS and ARGV come last: the group's members key; the channels, then their
+    // number.
+    this.script = new LuaScript(`${lua}
+local n = #ARGV
+local channels = tonumber(ARGV[n])
+redis.call('ZREM', KEYS[#KEYS], unpack(ARGV, n - channels, n - 1))
+return step(KEYS, ARGV)
+`);
+  }
+}
+
+/**
+ * One run of a {@link GroupAddStep} or {@link GroupDiscardStep}, as `RedisChannelLayer`'s
+ * `groupAddWith` and `groupDiscardWith` take it.
+ */
+export interface GroupStepCall<Step extends GroupAddStep | GroupDiscardStep> {
+  readonly step: Step;
   /** As {@link GroupSendStepCall.server}: where `keys` live. */
   readonly server: string;
   readonly keys: readonly string[];
   readonly args: ReadonlyArray<string | number>;
 }
+
+/** One run of a {@link GroupAddStep}. */
+export type GroupAddStepCall = GroupStepCall<GroupAddStep>;
+/** One run of a {@link GroupDiscardStep}. */
+export type GroupDiscardStepCall = GroupStepCall<GroupDiscardStep>;
 
 /**
  * `message` as JSON, cut around the value of its string field `field`: the part up to the

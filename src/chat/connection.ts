@@ -66,11 +66,12 @@ export class Connection implements Recipient {
   /** Its messages, counted for the message deadline, when it is on. */
   readonly progress: MessageProgress | undefined;
   dropped = 0;
-  /** Its layer channel, once it has one (and a handler attached to it): given back on leaving. */
+  /**
+   * Its layer channel, once it has one (and a handler attached to it), in the room's group and
+   * presence: given back on leaving.
+   */
   channel?: string;
   detach?: () => void;
-  /** Counted in the room's presence: given back on leaving. */
-  present = false;
   /** While joining: the client's frames, and the room's messages (both rare; allocated only then). */
   private frames?: unknown[];
   private messages?: ChannelMessage[];

@@ -46,7 +46,6 @@ export class RoomMembership {
       connection.holdMessage(message);
       return true;
     });
-    connection.present = true;
     const started = performance.now();
     // The room's group, presence and history in one call (one round trip on Redis), the user's
     // group beside it. Both settle before a failure is thrown, so the leave that follows gives
@@ -76,8 +75,9 @@ export class RoomMembership {
   }
 
   /**
-   * Gives back what the connection holds: its channel's handler, its group membership, its place
-   * in presence. Each is given back on its own: one failing (Redis away) must not keep the other.
+   * Gives back what the connection holds: its channel's handler, its room's group and presence
+   * (`RoomState.exit`), its user's group. Each is given back on its own: one failing (Redis away)
+   * must not keep the other.
    */
   async leave(connection: Connection): Promise<void> {
     const { room, channel } = connection;
@@ -85,26 +85,17 @@ export class RoomMembership {
     connection.detach = undefined;
     if (!channel) return;
     connection.channel = undefined;
-    try {
-      const started = performance.now();
-      await this.layer.groupDiscard(room, channel);
-      this.metrics.layerOperation('group_discard', performance.now() - started);
-    } catch (error) {
-      this.logger.warn(`could not leave group ${room}: ${errorText(error)}`);
+    const started = performance.now();
+    const [exited, discarded] = await Promise.allSettled([
+      this.rooms.exit(room, channel, this.layer),
+      connection.user ? this.layer.groupDiscard(userGroup(connection.user.id), channel) : undefined,
+    ]);
+    this.metrics.layerOperation('group_discard', performance.now() - started);
+    if (exited.status === 'rejected') {
+      this.logger.warn(`could not leave ${room}: ${errorText(exited.reason)}`);
     }
-    if (connection.user) {
-      try {
-        await this.layer.groupDiscard(userGroup(connection.user.id), channel);
-      } catch (error) {
-        this.logger.warn(`could not leave a user's group: ${errorText(error)}`);
-      }
-    }
-    if (!connection.present) return;
-    connection.present = false;
-    try {
-      await this.rooms.leave(room, channel);
-    } catch (error) {
-      this.logger.warn(`could not leave presence of ${room}: ${errorText(error)}`);
+    if (discarded.status === 'rejected') {
+      this.logger.warn(`could not leave a user's group: ${errorText(discarded.reason)}`);
     }
     this.presence.changed(room);
   }

@@ -1,4 +1,4 @@
-import { GroupAddStep, GroupSendStep } from '../channel-layer/redis-steps.js';
+import { GroupAddStep, GroupDiscardStep, GroupSendStep } from '../channel-layer/redis-steps.js';
 import { LuaScript, NOW } from '../redis/lua-script.js';
 
 // The presence of `RedisRoomState`: its keys are laid out in `redis-room-keys.ts`.
@@ -42,16 +42,22 @@ return top
 `);
 
 /**
- * Lua defining `join(keys, room, field, user)`: adds (or renames) a member. keys: presence,
- * active, node index, versions. Returns 1 when the member is new.
+ * Lua defining `add(keys, room, field, user)`, which adds (or renames) a member and returns
+ * whether it was new and whether presence changed, leaving the room's count to `count`, and
+ * `join(keys, room, field, user)`, which does both and returns 1 when the member is new. keys:
+ * presence, active, node index, versions.
  */
 export const JOIN_FUNCTION = `${COUNT}
-local function join(keys, room, field, user)
+local function add(keys, room, field, user)
   local before = redis.call('HGET', keys[1], field)
   redis.call('HSET', keys[1], field, user)
   if not before then redis.call('HINCRBY', keys[3], room, 1) end
-  count(keys[1], keys[2], keys[4], room, before ~= user)
-  return before and 0 or 1
+  return not before, before ~= user
+end
+local function join(keys, room, field, user)
+  local added, changed = add(keys, room, field, user)
+  count(keys[1], keys[2], keys[4], room, changed)
+  return added and 1 or 0
 end
 `;
 
@@ -160,17 +166,48 @@ return changed
 `);
 
 /**
- * A join as a channel layer's `GroupAddStep`: the socket's channel joins the room's group, its
- * member the room's presence, and the history it resumes from is read, at once. KEYS: as `JOIN`,
- * then the room's stream. ARGV: as `JOIN`, then how many records at most and the range's start
- * (`-`, or `(<id>` for the records after it). Returns `{added, entries}`, newest first.
+ * Joins of one room as a channel layer's `GroupAddStep`: the sockets' channels join the room's
+ * group, their members the room's presence, and the history each resumes from is read, at once.
+ * KEYS: as `JOIN`, then the room's stream. ARGV: room, how many records at most, the number of
+ * joins, then for each its field, user and the range's start (`-`, or `(<id>` for the records
+ * after it). Returns `{reads, history of each join}`: `reads` the entries read, newest first, for
+ * each distinct start, and each join's index in it; joins from the same point share one read.
  */
 export const ENTER = new GroupAddStep(`${JOIN_FUNCTION}
 local function step(keys, argv)
-  local added = join(keys, argv[1], argv[2], argv[3])
-  local limit = tonumber(argv[4])
-  if limit == 0 then return {added, {}} end
-  return {added, redis.call('XREVRANGE', keys[5], '+', argv[5], 'COUNT', limit)}
+  local room, limit, joins = argv[1], tonumber(argv[2]), tonumber(argv[3])
+  local changed = false
+  local reads, readOf, which = {}, {}, {}
+  for i = 0, joins - 1 do
+    local at = 4 + 3 * i
+    local _, renamed = add(keys, room, argv[at], argv[at + 1])
+    changed = changed or renamed
+    local start = argv[at + 2]
+    if not readOf[start] then
+      reads[#reads + 1] = limit == 0 and {} or redis.call('XREVRANGE', keys[5], '+', start, 'COUNT', limit)
+      readOf[start] = #reads
+    end
+    which[i + 1] = readOf[start]
+  end
+  count(keys[1], keys[2], keys[4], room, changed)
+  return {reads, which}
+end
+`);
+
+/**
+ * Leaves of one room as a channel layer's `GroupDiscardStep`: the sockets' channels leave the
+ * room's group and their members its presence at once. KEYS: as `LEAVE`. ARGV: room, then the
+ * members' fields. Returns how many were there.
+ */
+export const EXIT = new GroupDiscardStep(`${COUNT}
+local function step(keys, argv)
+  local room = argv[1]
+  local removed = redis.call('HDEL', keys[1], unpack(argv, 2, #argv))
+  if removed > 0 and redis.call('HINCRBY', keys[3], room, -removed) <= 0 then
+    redis.call('HDEL', keys[3], room)
+  end
+  count(keys[1], keys[2], keys[4], room, removed > 0)
+  return removed
 end
 `);
 

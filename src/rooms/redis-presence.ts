@@ -106,6 +106,18 @@ export class RedisPresence {
     ]);
   }
 
+  /**
+   * A leave made by `run`, a script with `field(member)` in it (`RedisRoomState.exit`): forgotten
+   * first, as by `leave`. Resolves with what `run` did; `false`, without running it, once closed.
+   * Scripts of run may be EVALSHA: a NOSCRIPT retry that comes after later commands can only
+   * remove a member that left already, as a member never joins again.
+   */
+  async leaveWith(room: string, member: string, run: () => Promise<boolean>): Promise<boolean> {
+    this.forget(room, member);
+    if (this.closed) return false;
+    return run();
+  }
+
   async users(room: string): Promise<string[]> {
     const shard = this.shards.of(room);
     const key = this.keysOf(shard).presence(room);

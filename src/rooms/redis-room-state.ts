@@ -4,11 +4,12 @@ import { ChannelLayerClosed } from '../channel-layer/channel-layer.errors.js';
 import { positiveSeconds } from '../channel-layer/channel-names.js';
 import { randomName } from '../channel-layer/random-name.js';
 import { RedisChannelLayer } from '../channel-layer/redis-channel-layer.js';
+import { Batches } from '../redis/batches.js';
 import { RedisShard } from '../redis/redis-shard.js';
 import { DEFAULT_REDIS_HOSTS, RedisShards, keyPrefix } from '../redis/redis-shards.js';
 import { APPEND, APPEND_AND_SEND, REMEMBER } from './redis-history-scripts.js';
 import { RedisPresence } from './redis-presence.js';
-import { ANNOUNCE, CLAIM_ANNOUNCEMENT, ENTER } from './redis-presence-scripts.js';
+import { ANNOUNCE, CLAIM_ANNOUNCEMENT, ENTER, EXIT } from './redis-presence-scripts.js';
 import { RoomKeys } from './redis-room-keys.js';
 import { REDIS_ROOM_STATE_OPTIONS } from './redis-room-state.options.js';
 import type { RedisRoomStateOptions } from './redis-room-state.options.js';
@@ -18,6 +19,25 @@ import { resendPolicy } from './resend-memory.js';
 import { errorText } from '../error-text.js';
 
 export * from './redis-room-state.options.js';
+
+/**
+ * Joins (or leaves) of one room in one script at most: bounds the script's time and its reply
+ * (a history read for each distinct point joins resume from).
+ */
+const BATCH = 100;
+
+/** A join waiting for its room's batch. */
+interface Join {
+  readonly member: string;
+  readonly user: string;
+  readonly since: string | undefined;
+}
+
+/** The joins and leaves of one layer, batched per room. */
+interface RoomBatches {
+  readonly enter: Batches<Join, ChatRecord[] | undefined>;
+  readonly exit: Batches<string, boolean>;
+}
 
 /** Stream entries as ioredis returns them: `[id, [field, value, ...]]`. */
 type StreamEntry = [string, string[]];
@@ -85,6 +105,8 @@ export class RedisRoomState extends RoomState {
   private readonly historyTtlMs: number;
   private readonly shards: RedisShards;
   private readonly presence: RedisPresence;
+  /** Joins and leaves batched per room, for each layer they run in. */
+  private readonly batches = new WeakMap<RedisChannelLayer, RoomBatches>();
   private closing?: Promise<void>;
 
   constructor(@Optional() @Inject(REDIS_ROOM_STATE_OPTIONS) options: RedisRoomStateOptions = {}) {
@@ -217,7 +239,8 @@ export class RedisRoomState extends RoomState {
   /**
    * One script, one round trip, when `layer` can run the join in its `groupAddWith` (the room's
    * group and stream on one Redis): the group add, the presence join and the history read at
-   * once; otherwise the three in turn.
+   * once, with the room's other joins that came while one was in flight; otherwise the three in
+   * turn.
    */
   override async enter(
     room: string,
@@ -227,20 +250,28 @@ export class RedisRoomState extends RoomState {
     since?: string,
   ): Promise<ChatRecord[]> {
     this.assertOpen();
-    if (layer instanceof RedisChannelLayer) {
-      const shard = this.shards.of(room);
-      const keys = this.keysOf(shard);
-      const reply = await this.presence.joinWith(room, member, user, () =>
-        layer.groupAddWith(room, member, {
-          step: ENTER,
-          server: shard.server,
-          keys: [...keys.members(room, this.nodeId), keys.history(room)],
-          args: [room, this.presence.field(member), user, this.bounds.limit, rangeStart(since)],
-        }),
+    if (layer instanceof RedisChannelLayer && this.canRunWith(layer, room, member)) {
+      const history = await this.presence.joinWith(room, member, user, () =>
+        this.batchesOf(layer).enter.add(room, { member, user, since }),
       );
-      if (reply !== undefined) return this.records(room, (reply as [number, StreamEntry[]])[1]);
+      if (history !== undefined) return history;
     }
     return super.enter(room, member, user, layer, since);
+  }
+
+  /**
+   * One script when `layer` can run the leave in its `groupDiscardWith`, as `enter`: the group
+   * discard and the presence leave at once, with the room's other leaves that came while one was
+   * in flight; otherwise the two at once.
+   */
+  override async exit(room: string, member: string, layer: ChannelLayer): Promise<void> {
+    if (layer instanceof RedisChannelLayer && this.canRunWith(layer, room, member)) {
+      const done = await this.presence.leaveWith(room, member, () =>
+        this.batchesOf(layer).exit.add(room, member),
+      );
+      if (done) return;
+    }
+    return super.exit(room, member, layer);
   }
 
   /**
@@ -338,6 +369,67 @@ export class RedisRoomState extends RoomState {
     const [id, ...dropped] = reply;
     this.count(dropped);
     return { record: { type: 'chat', message: text, room, user, id, ts }, stored: true };
+  }
+
+  private canRunWith(layer: RedisChannelLayer, room: string, member: string): boolean {
+    return layer.canRunGroupStep(room, [member], this.shards.of(room).server);
+  }
+
+  private batchesOf(layer: RedisChannelLayer): RoomBatches {
+    let batches = this.batches.get(layer);
+    if (!batches) {
+      batches = {
+        enter: new Batches((room, joins) => this.enterAll(layer, room, joins), BATCH),
+        exit: new Batches((room, members) => this.exitAll(layer, room, members), BATCH),
+      };
+      this.batches.set(layer, batches);
+    }
+    return batches;
+  }
+
+  /** One `ENTER` for `joins` of `room`; each join's history, or undefined for all if not run. */
+  private async enterAll(
+    layer: RedisChannelLayer,
+    room: string,
+    joins: Join[],
+  ): Promise<Array<ChatRecord[] | undefined>> {
+    const shard = this.shards.of(room);
+    const keys = this.keysOf(shard);
+    const args: Array<string | number> = [room, this.bounds.limit, joins.length];
+    for (const join of joins) {
+      args.push(this.presence.field(join.member), join.user, rangeStart(join.since));
+    }
+    const reply = await layer.groupAddWith(
+      room,
+      joins.map((join) => join.member),
+      {
+        step: ENTER,
+        server: shard.server,
+        keys: [...keys.members(room, this.nodeId), keys.history(room)],
+        args,
+      },
+    );
+    if (reply === undefined) return joins.map(() => undefined);
+    const [reads, which] = reply as [StreamEntry[][], number[]];
+    // Joins from the same point share the records: the gateway only reads them.
+    const histories = reads.map((entries) => this.records(room, entries));
+    return which.map((at) => histories[at - 1]);
+  }
+
+  /** One `EXIT` for `members` of `room`; whether it ran, for each. */
+  private async exitAll(
+    layer: RedisChannelLayer,
+    room: string,
+    members: string[],
+  ): Promise<boolean[]> {
+    const shard = this.shards.of(room);
+    const done = await layer.groupDiscardWith(room, members, {
+      step: EXIT,
+      server: shard.server,
+      keys: this.keysOf(shard).members(room, this.nodeId),
+      args: [room, ...members.map((member) => this.presence.field(member))],
+    });
+    return members.map(() => done !== undefined);
   }
 
   private keysOf(shard: RedisShard): RoomKeys {

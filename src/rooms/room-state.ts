@@ -188,7 +188,8 @@ export abstract class RoomState {
    * without). A message sent to the group after the add reaches the channel, and one sent before
    * it is in the history returned: the caller that drops what it receives up to the newest id
    * returned sees no gap and no duplicate. The default does the three in turn; `RedisRoomState`
-   * on a `RedisChannelLayer` does them in one script, one round trip. Rejects with the store's or
+   * on a `RedisChannelLayer` does them in one script, one round trip, with the other joins of the
+   * room in flight meanwhile. Rejects with the store's or
    * the layer's error, the member then still to be discarded from the group and left; leave only
    * once this has settled.
    */
@@ -202,6 +203,22 @@ export abstract class RoomState {
     await layer.groupAdd(room, member);
     await this.join(room, member, user);
     return this.history(room, since);
+  }
+
+  /**
+   * A socket's way out of a room, in one call: discards `member` from the room's group on `layer`
+   * and removes it from presence. Both are tried whatever the other does (one failing, Redis
+   * away, must not keep the other); rejects with the first failure. The default does the two at
+   * once; `RedisRoomState` on a `RedisChannelLayer` does them in one script, with the other
+   * leaves of the room in flight meanwhile.
+   */
+  async exit(room: string, member: string, layer: ChannelLayer): Promise<void> {
+    const [discarded, left] = await Promise.allSettled([
+      layer.groupDiscard(room, member),
+      this.leave(room, member),
+    ]);
+    if (discarded.status === 'rejected') throw discarded.reason;
+    if (left.status === 'rejected') throw left.reason;
   }
 
   /**
