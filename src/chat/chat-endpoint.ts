@@ -6,7 +6,6 @@ import type { RawData, ServerOptions, WebSocket } from 'ws';
 import { processRegistry } from '../process-registry.js';
 import { withoutTrailingSlash } from './chat.options.js';
 import { CloseCode } from './chat.protocol.js';
-import { corkUntilCheckPhase } from './outbox.js';
 
 /**
  * What takes one endpoint's sockets. `open` comes once a socket is accepted; `close` once it has
@@ -15,7 +14,10 @@ import { corkUntilCheckPhase } from './outbox.js';
 export interface SocketSink {
   /**
    * `url`: the upgrade URL, already parsed for routing; `stream`: the TCP stream ws was given, for
-   * writing pre-encoded frames (see `Outbox`).
+   * writing pre-encoded frames (see `Outbox`). It comes corked, the 101 in it: the sink uncorks
+   * it once, when it has written the socket's first frames, so that they leave in one system
+   * call with the 101 however long it took to make them (a join on Redis is a round trip). Only
+   * a refusal ends it sooner.
    */
   open(socket: WebSocket, request: IncomingMessage, url: URL, stream: Duplex): void;
   /** A message: text as a string, binary as ws gives it; `bytes`: its payload's size. */
@@ -118,10 +120,9 @@ export class ChatEndpoint {
   }
 
   upgrade(request: IncomingMessage, socket: Duplex, head: Buffer, url: URL): void {
-    // The 101, and the greeting and history the sink writes in the microtasks after it, leave in
-    // one system call. A slower handshake (async `authenticate`, a Redis layer) has its 101
-    // flushed at the check phase; a refusal's `end()` flushes at once.
-    corkUntilCheckPhase(socket);
+    // The 101 waits in the corked stream for the sink's first frames (see `SocketSink.open`); a
+    // refusal's `end()` flushes at once.
+    socket.cork();
     this.server.handleUpgrade(request, socket, head, (ws: WebSocket) => {
       const { listeners } = this;
       ws.on('error', listeners.error);

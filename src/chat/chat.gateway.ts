@@ -321,7 +321,7 @@ export class ChatGateway
     this.handshake.opened(address);
     this.metrics.connectionOpened();
     // Called from ws' upgrade callback: a rejection here would reach the process.
-    this.join(connection).catch((error: unknown) =>
+    this.join(connection, stream).catch((error: unknown) =>
       this.logger.error(`socket could not join ${room}: ${errorText(error)}`),
     );
   }
@@ -330,22 +330,32 @@ export class ChatGateway
     return parseSession(url, { roomPath: this.options.roomPath, defaultRoom: this.options.group });
   }
 
-  /** Joins, greets, runs `onConnect`, then handles the frames that came meanwhile. */
-  private async join(connection: Connection): Promise<void> {
+  /**
+   * Joins and greets, then lets the 101 and the greeting out of `stream` together (see
+   * `SocketSink.open`), then runs `onConnect` and handles the frames that came meanwhile.
+   */
+  private async join(connection: Connection, stream: Duplex): Promise<void> {
+    const joined = await this.enter(connection).finally(() => stream.uncork());
+    if (!joined) return;
+    await this.hooks.connected(connection.info);
+    for (const data of connection.heldFrames()) {
+      if (connection.state === ConnectionState.Joined) this.receive(connection, data);
+    }
+  }
+
+  /** Joins and greets; false when refused, failed or closed meanwhile (told, and given back). */
+  private async enter(connection: Connection): Promise<boolean> {
     const { session, socket } = connection;
     if (session instanceof ProtocolError) {
       this.outbox.error(connection, session.code, session.message);
       this.limits.closeFor(socket, 'invalid_session', CloseCode.PolicyViolation, session.code);
-      return;
+      return false;
     }
     try {
-      if (!(await this.membership.join(connection, session))) return;
+      return await this.membership.join(connection, session);
     } catch (error) {
-      return this.failJoin(connection, error);
-    }
-    await this.hooks.connected(connection.info);
-    for (const data of connection.heldFrames()) {
-      if (connection.state === ConnectionState.Joined) this.receive(connection, data);
+      await this.failJoin(connection, error);
+      return false;
     }
   }
 
