@@ -43,11 +43,9 @@ export class Inbox {
   private again = false;
   /** Successful POPs so far: a receive that saw none since it started never reached Redis. */
   private pops = 0;
-  /** The shard's `subscriptionEpoch` in which the topic's subscription was confirmed. */
-  private subscribedIn = -1;
   /**
-   * The `subscriptionEpoch` in which a POP sent while subscribed found the queue empty, and no
-   * wake was ignored since; -1 when none did.
+   * The subscriber's life (`RedisShard.subscribedIn`) in which a POP sent while subscribed found
+   * the queue empty, no wake having been let pass since; -1 when none did.
    */
   private emptyIn = -1;
 
@@ -86,7 +84,7 @@ export class Inbox {
    * a channel attached now needs no catch-up: anything queued for it since wakes a drain.
    */
   get caughtUp(): boolean {
-    return this.emptyIn !== -1 && this.emptyIn === this.shard.subscriptionEpoch;
+    return this.emptyIn !== -1 && this.emptyIn === this.shard.subscribedIn(this.topic);
   }
 
   /** Counts one attached channel; returns the function that stops counting it. */
@@ -144,11 +142,7 @@ export class Inbox {
       this.listening = true;
       this.host.route(this.topic, this);
     }
-    const epoch = this.shard.subscriptionEpoch;
-    if (this.subscribedIn === epoch) return Promise.resolve();
-    return this.shard.subscribe(this.topic).then(() => {
-      this.subscribedIn = epoch;
-    });
+    return this.shard.subscribe(this.topic);
   }
 
   private async drainLoop(): Promise<void> {
@@ -158,13 +152,13 @@ export class Inbox {
         const want = this.demand();
         if (want === 0) this.emptyIn = -1; // a wake nobody here takes
         if (want === 0 || this.host.isClosed()) return;
-        const epoch = this.subscribedIn === this.shard.subscriptionEpoch ? this.subscribedIn : -1;
+        const subscribedIn = this.shard.subscribedIn(this.topic);
         const entries = (await this.shard.run(POP, [this.key], [want])) as string[];
         if (this.host.isClosed()) return;
         this.pops++;
         this.dispatch(entries);
         if (entries.length === want || this.again) continue;
-        this.emptyIn = epoch;
+        this.emptyIn = subscribedIn;
         // Empty. Subscribe, then look once more: a send between our pop and the subscription
         // woke nobody.
         if (!this.listening && this.demand() > 0) {

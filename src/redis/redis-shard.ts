@@ -97,14 +97,8 @@ export class RedisShard {
   private closing = false;
   /** Counts the subscriber's closes, so a resubscribe finishing late cannot speak for a newer one. */
   private subscriberGeneration = 0;
-
-  /**
-   * Changes whenever the subscriber's connection closes: a subscription confirmed while this
-   * held its value still stands while it does; after a change, messages may have been missed.
-   */
-  get subscriptionEpoch(): number {
-    return this.subscriberGeneration;
-  }
+  /** Topics whose subscription Redis confirmed, with the `subscriberGeneration` it was in. */
+  private readonly confirmed = new Map<string, number>();
   private resubscribeTimer?: NodeJS.Timeout;
 
   constructor(settings: RedisShardSettings) {
@@ -233,6 +227,17 @@ export class RedisShard {
     };
   }
 
+  /**
+   * The life of the subscriber's connection (its count of closes) in which Redis confirmed the
+   * subscription to `topic`, if that is its current life; -1 otherwise. While the value holds,
+   * every message published on `topic` since the confirmation reached this process; when it
+   * changes, some may have been missed.
+   */
+  subscribedIn(topic: string): number {
+    const generation = this.confirmed.get(topic);
+    return generation === this.subscriberGeneration ? generation : -1;
+  }
+
   /** Runs a Lua script by SHA, loading it if Redis does not know it (yet, or any more). */
   async run(
     script: LuaScript,
@@ -294,6 +299,7 @@ export class RedisShard {
   /** Stops wanting `topic`. Best effort: a lost UNSUBSCRIBE only costs ignored messages. */
   unsubscribe(topic: string): void {
     if (!this.topics.delete(topic)) return;
+    this.confirmed.delete(topic);
     if (this.subscriber.status !== 'ready') return;
     const done = this.bucket
       ? this.subscriber.sunsubscribe(topic)
@@ -320,6 +326,7 @@ export class RedisShard {
     clearTimeout(this.resubscribeTimer);
     this.detachListeners();
     this.topics.clear();
+    this.confirmed.clear();
     const closing = [disconnect(this.subscriber)];
     if (this.ownsClient) closing.push(disconnect(this.connection));
     await Promise.all(closing);
@@ -352,12 +359,15 @@ export class RedisShard {
     if (this.subscriber.status !== 'ready') {
       await this.subscriberLink.usable(this.timeoutMs, this.address);
     }
+    const generation = this.subscriberGeneration;
     try {
       if (this.bucket) await this.subscriber.ssubscribe(...topics);
       else await this.subscriber.subscribe(...topics);
     } catch (error) {
       throw this.failure(error);
     }
+    if (generation !== this.subscriberGeneration) return;
+    for (const topic of topics) if (this.topics.has(topic)) this.confirmed.set(topic, generation);
   }
 
   /**
