@@ -3,6 +3,7 @@ import {
   ChannelFull,
   ChannelLayerClosed,
   ChannelMessage,
+  GroupDiscardStep,
   InvalidChannelLayerInput,
   RedisChannelLayer,
   RedisChannelLayerOptions,
@@ -273,6 +274,17 @@ describeWithRedis('RedisChannelLayer on a real Redis', () => {
       expect(() => new RedisChannelLayer({ symmetricEncryptionKeys: [] })).toThrow(/Keys/);
       expect(() => new RedisChannelLayer({ hosts: ' ' })).toThrow(/hosts/);
       expect(() => new RedisChannelLayer({ hosts: [{ keyPrefix: 'x:' }] })).toThrow(/keyPrefix/);
+    });
+
+    it('refuses a group step of no channels or of more than Lua can take', async () => {
+      const layer = processOf(uniquePrefix());
+      const step = new GroupDiscardStep('local function step() return 1 end');
+      const call = { step, server: '127.0.0.1:6379/0', keys: [], args: [] };
+      const many = Array.from({ length: 1001 }, (_, i) => `chat.x!${i}`);
+      await expect(layer.groupDiscardWith('room', [], call)).rejects.toThrow(/1 to 1000/);
+      await expect(layer.groupDiscardWith('room', many, call)).rejects.toThrow(
+        InvalidChannelLayerInput,
+      );
     });
   });
 });

@@ -1,7 +1,11 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { BaseChannelLayer } from './base-channel-layer.js';
 import { ChannelMessage, ChannelReceiver, ReceiveOptions } from './channel-layer.js';
-import { ChannelFull, ChannelLayerClosed } from './channel-layer.errors.js';
+import {
+  ChannelFull,
+  ChannelLayerClosed,
+  InvalidChannelLayerInput,
+} from './channel-layer.errors.js';
 import {
   assertChannelName,
   assertGroupName,
@@ -29,6 +33,18 @@ import { DEFAULT_REDIS_HOSTS, RedisShards, keyPrefix } from '../redis/redis-shar
 export type { RedisHost } from '../redis/redis-shard.js';
 export type { RedisClusterHosts, RedisHosts } from '../redis/redis-shards.js';
 export * from './redis-channel-layer.options.js';
+
+/** Channels one `groupAddWith` or `groupDiscardWith` takes at most: Lua's `unpack` bound. */
+const MAX_STEP_CHANNELS = 1000;
+
+/** Throws `InvalidChannelLayerInput` unless `channels`, 1 to 1000, may be members of `group`. */
+function assertStepMembers(group: string, channels: readonly string[]): void {
+  assertGroupName(group);
+  if (channels.length === 0 || channels.length > MAX_STEP_CHANNELS) {
+    throw new InvalidChannelLayerInput(`a step takes 1 to ${MAX_STEP_CHANNELS} channels`);
+  }
+  for (const channel of channels) assertChannelName(channel);
+}
 
 /**
  * The channel layer on Redis (channels_redis' `RedisChannelLayer`), for running one app as many
@@ -263,13 +279,13 @@ export class RedisChannelLayer extends BaseChannelLayer {
   }
 
   /**
-   * `groupAdd(group, channel)` for each of `channels` with a caller's `GroupAddStep` in the same
-   * Redis script, after the adds: the memberships and what the step writes and reads happen at
-   * once. Subscribed to the group first, so any message published after the script reaches the
-   * channels. Resolves with the step's result; with `undefined`, having done nothing, when the
-   * adds cannot be part of someone else's script (see {@link canRunGroupStep}), so the caller
-   * adds with `groupAdd` itself. Throws as `groupAdd` does, the memberships then still to be
-   * discarded.
+   * `groupAdd(group, channel)` for each of `channels` (1 to 1000) with a caller's `GroupAddStep`
+   * in the same Redis script, after the adds: the memberships and what the step writes and reads
+   * happen at once. Subscribed to the group first, so any message published after the script
+   * reaches the channels. Resolves with the step's result; with `undefined`, having done nothing,
+   * when the adds cannot be part of someone else's script (see {@link canRunGroupStep}), so the
+   * caller adds with `groupAdd` itself. Throws as `groupAdd` does, the memberships then still to
+   * be discarded.
    */
   async groupAddWith(
     group: string,
@@ -277,8 +293,7 @@ export class RedisChannelLayer extends BaseChannelLayer {
     call: GroupAddStepCall,
   ): Promise<unknown> {
     this.assertOpen();
-    assertGroupName(group);
-    for (const channel of channels) assertChannelName(channel);
+    assertStepMembers(group, channels);
     if (!this.canRunGroupStep(group, channels, call.server)) return undefined;
     const shard = this.shards.of(group);
     await Promise.all(channels.map((channel) => this.groups.join(group, channel)));
@@ -300,8 +315,7 @@ export class RedisChannelLayer extends BaseChannelLayer {
     channels: readonly string[],
     call: GroupDiscardStepCall,
   ): Promise<unknown> {
-    assertGroupName(group);
-    for (const channel of channels) assertChannelName(channel);
+    assertStepMembers(group, channels);
     if (this.closed || !this.canRunGroupStep(group, channels, call.server)) return undefined;
     for (const channel of channels) this.groups.leave(group, channel);
     const shard = this.shards.of(group);
