@@ -411,9 +411,9 @@ export class RedisRoomState extends RoomState {
     );
     if (reply === undefined) return joins.map(() => undefined);
     const [reads, which] = reply as [StreamEntry[][], number[]];
-    // Joins from the same point share the records: the gateway only reads them.
+    // Joins from the same point share the records, read once; each gets its own array.
     const histories = reads.map((entries) => this.records(room, entries));
-    return which.map((at) => histories[at - 1]);
+    return which.map((at) => histories[at - 1].slice());
   }
 
   /** One `EXIT` for `members` of `room`; whether it ran, for each. */

@@ -188,10 +188,10 @@ export abstract class RoomState {
    * without). A message sent to the group after the add reaches the channel, and one sent before
    * it is in the history returned: the caller that drops what it receives up to the newest id
    * returned sees no gap and no duplicate. The default does the three in turn; `RedisRoomState`
-   * on a `RedisChannelLayer` does them in one script, one round trip, with the other joins of the
-   * room in flight meanwhile. Rejects with the store's or
-   * the layer's error, the member then still to be discarded from the group and left; leave only
-   * once this has settled.
+   * on a `RedisChannelLayer` does them in one script, one round trip, together with the room's
+   * other joins that came while one was in flight. Rejects with the store's or the layer's error,
+   * the member then still to be discarded from the group and left; leave only once this has
+   * settled.
    */
   async enter(
     room: string,
@@ -209,8 +209,8 @@ export abstract class RoomState {
    * A socket's way out of a room, in one call: discards `member` from the room's group on `layer`
    * and removes it from presence. Both are tried whatever the other does (one failing, Redis
    * away, must not keep the other); rejects with the first failure. The default does the two at
-   * once; `RedisRoomState` on a `RedisChannelLayer` does them in one script, with the other
-   * leaves of the room in flight meanwhile.
+   * once; `RedisRoomState` on a `RedisChannelLayer` does them in one script, together with the
+   * room's other leaves that came while one was in flight.
    */
   async exit(room: string, member: string, layer: ChannelLayer): Promise<void> {
     const [discarded, left] = await Promise.allSettled([
