@@ -157,6 +157,37 @@ describeWithRedisCluster('Two app processes on a real Redis Cluster', () => {
     expect((await fetch(`${b.httpUrl}/api/rooms`)).status).toBe(200);
     await Promise.all([sender.close(), listener.close(), reader.client.close()]);
   }, 40_000);
+
+  it(`keeps chatting while the room’s slot moves to another primary: chat resumes within ${RESUME_WITHIN_MS / 1000} s`, async () => {
+    const room = 'resharded';
+    const sender = await enter(a, room, 'sender');
+    const listener = await enter(b, room, 'listener');
+    await presenceOf(sender, ['listener', 'sender']);
+    const slot = slotOfRoom(room);
+    const from = await cluster.primaryOf(slot);
+    const to = (await cluster.primaries()).find(({ port }) => port !== from)?.port as number;
+
+    const outcome = await chatThroughFailover({
+      sender,
+      listener,
+      kill: () => cluster.moveSlot(slot, to),
+      resumeWithinMs: RESUME_WITHIN_MS,
+      describe: async () => `slot's primary now ${await cluster.primaryOf(slot)}`,
+    });
+    expect(outcome.heardAfterMs).toBeLessThan(RESUME_WITHIN_MS);
+    await expect(cluster.primaryOf(slot)).resolves.toBe(to);
+
+    // The room's history and presence moved with the slot: a new socket on the other app gets
+    // every message the sender was told was sent, and is told who is in the room.
+    const reader = await joinAgain(
+      () => a.join(`/ws/chat/${room}/?name=reader`),
+      outcome.killedAt + RESUME_WITHIN_MS,
+    );
+    const kept = new Set(reader.history.messages.map((m) => m.message));
+    expect(outcome.acked.filter((id) => !kept.has(id))).toEqual([]);
+    await presenceOf(reader.client, ['listener', 'reader', 'sender']);
+    await Promise.all([sender.close(), listener.close(), reader.client.close()]);
+  }, 40_000);
 });
 
 function compareIds(x: string, y: string): number {

@@ -31,8 +31,13 @@ describeWithRedisCluster(
       cluster = await RedisClusterProcess.start();
     }, 30_000);
 
+    /** Puts back what a test moved in the cluster. */
+    let restoring: (() => Promise<void>) | undefined;
+
     afterEach(async () => {
       await Promise.all(open.splice(0).map((layer) => layer.close()));
+      await restoring?.();
+      restoring = undefined;
     });
 
     afterAll(async () => {
@@ -48,6 +53,38 @@ describeWithRedisCluster(
         }),
       advance: (seconds) => new Promise((resolve) => setTimeout(resolve, seconds * 1000)),
       expiry: 1,
+    });
+
+    it('follows a group’s slot to its new primary when the cluster is resharded', async () => {
+      // Redis unsubscribes a moved slot's shard channels and keeps the connection: without
+      // following the slot, b would hear nothing more while a's sends still succeed.
+      const prefix = uniquePrefix();
+      const [a, b] = [layerOn(prefix), layerOn(prefix)];
+      const got: unknown[] = [];
+      const inB = await b.newChannel();
+      b.attach(inB, (message) => void got.push(message.text));
+      await b.groupAdd('room', inB);
+      await a.groupSend('room', msg('before'));
+      await waitFor(() => got.includes('before'));
+      const slot = clusterSlot(bucketTags(16)[consistentHash('room', 16)]);
+      const from = await cluster.primaryOf(slot);
+      const to = (await cluster.primaries()).find(({ port }) => port !== from)?.port as number;
+      await cluster.moveSlot(slot, to);
+      // Moved back afterwards: the other tests count on the buckets' even spread.
+      restoring = () => cluster.moveSlot(slot, from);
+      const moved = Date.now();
+      // Sends in the moment before b subscribes on the new primary reach nobody there.
+      await waitFor(async () => {
+        await a.groupSend('room', msg('after')).catch(() => undefined);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        return got.includes('after');
+      }, 5000);
+      expect(Date.now() - moved).toBeLessThan(3000);
+      await expect(cluster.primaryOf(slot)).resolves.toBe(to);
+      // The membership moved with the slot's keys.
+      await expect(a.groupChannels('room')).resolves.toEqual([inB]);
+      await a.groupSend('room', msg('last'));
+      await waitFor(() => got.includes('last'));
     });
 
     it('computes the slots Redis computes, and spreads the buckets evenly over the primaries', async () => {

@@ -150,6 +150,34 @@ export class RedisClusterProcess {
     throw new Error(`no primary owns slot ${slot}`);
   }
 
+  /**
+   * Moves `slot`, keys and all, to the primary at `to`, as `redis-cli --cluster reshard` moves
+   * each slot: IMPORTING on the target, MIGRATING on the source, MIGRATE of its keys, then NODE
+   * on the target, the source and the other primaries. The source unsubscribes the slot's shard
+   * channels' subscribers then.
+   */
+  async moveSlot(slot: number, to: number): Promise<void> {
+    const from = await this.primaryOf(slot);
+    const idOf = async (port: number): Promise<string> =>
+      String(await this.on(port, (redis) => redis.call('CLUSTER', 'MYID')));
+    const [fromId, toId] = await Promise.all([idOf(from), idOf(to)]);
+    await this.on(to, (redis) => redis.call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', fromId));
+    await this.on(from, (redis) => redis.call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', toId));
+    for (;;) {
+      const keys = (await this.on(from, (redis) =>
+        redis.call('CLUSTER', 'GETKEYSINSLOT', slot, 100),
+      )) as string[];
+      if (keys.length === 0) break;
+      await this.on(from, (redis) =>
+        redis.call('MIGRATE', '127.0.0.1', to, '', 0, 5000, 'KEYS', ...keys),
+      );
+    }
+    const others = (await this.primaries()).map(({ port }) => port);
+    for (const port of [to, from, ...others.filter((port) => port !== to && port !== from)]) {
+      await this.on(port, (redis) => redis.call('CLUSTER', 'SETSLOT', slot, 'NODE', toId));
+    }
+  }
+
   /** Calls made of `command` on the node at `port`, from `INFO commandstats`. */
   async calls(port: number, command: string): Promise<number> {
     const info = await this.on(port, (redis) => redis.info('commandstats'));

@@ -213,17 +213,29 @@ export class RedisShard {
     // Errors surface as rejected commands and close events; without a listener ioredis would
     // print each reconnect failure.
     const ignore = (): void => undefined;
+    // When the cluster moves the bucket's slot (resharding), the old primary unsubscribes us from
+    // the slot's shard channels and keeps the connection open; ioredis reports the reply it did
+    // not ask for as an error. The slots, asked for at once, name the new primary.
+    const onSubscriberError = (error: Error): void => {
+      if (this.bucket && error.message.includes('sunsubscribe')) {
+        this.bucket.client.refreshSlotsCache();
+      }
+    };
+    const onSlotsRefreshed = (): void => this.followSlot();
     this.connection.on('ready', onClientReady);
     this.connection.on('close', onClientClose);
     if (this.ownsClient) this.connection.on('error', ignore);
+    this.bucket?.client.on('refresh', onSlotsRefreshed);
     this.subscriber.on(this.bucket ? 'smessage' : 'message', onMessage);
     this.subscriber.on('ready', onSubscriberReady);
     this.subscriber.on('close', onSubscriberClose);
-    this.subscriber.on('error', ignore);
+    this.subscriber.on('error', onSubscriberError);
     this.detachListeners = () => {
       this.connection.off('ready', onClientReady);
       this.connection.off('close', onClientClose);
-      // Our own clients keep `ignore`: a close racing the connect's ready check still errors.
+      this.bucket?.client.off('refresh', onSlotsRefreshed);
+      // Our own clients keep their error listener: a close racing the connect's ready check
+      // still errors.
     };
   }
 
@@ -438,6 +450,23 @@ export class RedisShard {
     if (!key) return {};
     const colon = key.lastIndexOf(':');
     return { host: key.slice(0, colon), port: Number(key.slice(colon + 1)) };
+  }
+
+  /**
+   * Reconnects the subscriber when the slot's primary is no longer the node it is connected to
+   * (the slot moved, or a replica took over while the connection stayed up): it then subscribes
+   * again on the new primary, as after any drop, and what the layer restores follows.
+   */
+  private followSlot(): void {
+    if (this.closing || this.subscriber.status !== 'ready') return;
+    const owner = this.ownerOfSlot();
+    if (!('host' in owner)) return;
+    const { host, port } = this.subscriber.options;
+    if (host === owner.host && port === owner.port) return;
+    this.logger.warn(
+      `Redis ${this.address} moved to ${owner.host}:${owner.port}; its subscriber follows`,
+    );
+    this.subscriber.disconnect(true);
   }
 
   /**

@@ -10,7 +10,7 @@ export interface FailoverOutcome {
   killedAt: number;
   /** Sends answered `layer_unavailable` while Redis was away. */
   failed: number;
-  /** Milliseconds from the kill to the first ack after a failed send. */
+  /** Milliseconds from the kill to the first ack after a failed send, or after the kill. */
   ackedAfterMs: number;
   /** Milliseconds from the kill to the listener hearing a message sent after it. */
   heardAfterMs: number;
@@ -20,9 +20,10 @@ export interface FailoverOutcome {
 
 /**
  * The failover drill the Cluster and Sentinel tests share: `sender` (on one app) chats while
- * `kill()` takes the Redis primary away; every answer in the gap must be an ack or
- * `layer_unavailable`, and within `resumeWithinMs` of the kill the sender is acked again and
- * `listener` (on the other app) hears it. On failure the error says where it got stuck, with
+ * `kill()` takes the Redis primary away (or moves the room's slot); every answer in the gap must
+ * be an ack or `layer_unavailable`, and within `resumeWithinMs` of the kill the sender is acked
+ * again, after a failed send or once `kill()` is done, and `listener` (on the other app) hears
+ * it. On failure the error says where it got stuck, with
  * `describe()`'s view of the Redis side, and both sockets are closed so nothing waits on.
  */
 export async function chatThroughFailover(options: {
@@ -75,7 +76,10 @@ export async function chatThroughFailover(options: {
       if (answer.type !== 'ack') throw new Error(`before the kill: ${JSON.stringify(answer)}`);
     }
     const killedAt = Date.now();
-    const killing = kill();
+    let killDone = false;
+    const killing = kill().then(() => {
+      killDone = true;
+    });
     let failed = 0;
     let ackedAt = 0;
     let last: Answer | undefined;
@@ -87,7 +91,7 @@ export async function chatThroughFailover(options: {
           throw new Error(`a send in the gap got ${JSON.stringify(last)}`);
         }
         failed++;
-      } else if (failed > 0) {
+      } else if (failed > 0 || killDone) {
         ackedAt ||= Date.now();
         const deadline = Date.now() + 300;
         while (!heard.has(id) && Date.now() < deadline) await pause(10);
