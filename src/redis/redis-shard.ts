@@ -489,11 +489,13 @@ export class RedisShard {
   private failure(error: unknown): Error {
     if (error instanceof ChannelLayerUnavailable) return error;
     // A reply from a working Redis is a bug or misuse, and says so; anything else means we
-    // could not reach it (closed, timed out, loading, failing over).
+    // could not reach it (closed, timed out, loading, failing over). A MOVED or ASK that ioredis
+    // hands back (its pipeline mixed commands that ran with redirected ones, after a failover or
+    // a slot's move) did not run either.
     if (
       error instanceof Error &&
       error.name === 'ReplyError' &&
-      !/^(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN)\b/.test(error.message)
+      !/^(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|MOVED|ASK)\b/.test(error.message)
     ) {
       return error;
     }
