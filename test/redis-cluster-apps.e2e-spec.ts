@@ -171,6 +171,7 @@ describeWithRedisCluster('Two app processes on a real Redis Cluster', () => {
       sender,
       listener,
       kill: () => cluster.moveSlot(slot, to),
+      mayNotFail: true,
       resumeWithinMs: RESUME_WITHIN_MS,
       describe: async () => `slot's primary now ${await cluster.primaryOf(slot)}`,
     });
