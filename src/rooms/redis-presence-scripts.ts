@@ -196,13 +196,13 @@ end
 
 /**
  * Leaves of one room as a channel layer's `GroupDiscardStep`: the sockets' channels leave the
- * room's group and their members its presence at once. KEYS: as `LEAVE`. ARGV: room, then the
- * members' fields. Returns how many were there.
+ * room's group and their members its presence at once. KEYS: as `LEAVE`. ARGV: room, the number
+ * of leaves, then the members' fields. Returns how many were there.
  */
 export const EXIT = new GroupDiscardStep(`${COUNT}
 local function step(keys, argv)
   local room = argv[1]
-  local removed = redis.call('HDEL', keys[1], unpack(argv, 2, #argv))
+  local removed = redis.call('HDEL', keys[1], unpack(argv, 3, 2 + tonumber(argv[2])))
   if removed > 0 and redis.call('HINCRBY', keys[3], room, -removed) <= 0 then
     redis.call('HDEL', keys[3], room)
   end

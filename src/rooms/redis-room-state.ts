@@ -427,7 +427,7 @@ export class RedisRoomState extends RoomState {
       step: EXIT,
       server: shard.server,
       keys: this.keysOf(shard).members(room, this.nodeId),
-      args: [room, ...members.map((member) => this.presence.field(member))],
+      args: [room, members.length, ...members.map((member) => this.presence.field(member))],
     });
     return members.map(() => done !== undefined);
   }
