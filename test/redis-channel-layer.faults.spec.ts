@@ -5,6 +5,7 @@ import {
 } from '../src/channel-layer/index.js';
 import { waitFor } from './channel-layer.conformance.js';
 import { RedisServerProcess, describeWithRedisServer, uniquePrefix } from './redis-test-support.js';
+import { hearingRoom } from './support/listening.js';
 import { onRedis } from './support/redis-processes.js';
 
 const msg = (text: string): ChannelMessage => ({ type: 'test.message', text });
@@ -109,13 +110,7 @@ describeWithRedisServer('RedisChannelLayer when Redis goes away and comes back',
     const a = new RedisChannelLayer({ hosts: url, prefix: shared });
     const b = new RedisChannelLayer({ hosts: url, prefix: shared });
     open.push(a, b);
-    const got: unknown[] = [];
-    const inB = await b.newChannel();
-    b.attach(inB, (message) => void got.push(message.text));
-    await b.groupAdd('room', inB);
-    await a.groupSend('room', msg('before'));
-    await waitFor(() => got.includes('before'));
-    return { a, inB, got };
+    return { a, ...(await hearingRoom(a, b, 'room')) };
   }
 
   it('subscribes again when Redis refuses it on return, though the connection stays up', async () => {

@@ -9,6 +9,7 @@ import { consistentHash } from '../src/redis/consistent-hash.js';
 import { describeChannelLayerConformance, waitFor } from './channel-layer.conformance.js';
 import { RedisClusterProcess, describeWithRedisCluster } from './redis-cluster-support.js';
 import { uniquePrefix } from './redis-test-support.js';
+import { hearingRoom } from './support/listening.js';
 
 const msg = (text: string): ChannelMessage => ({ type: 'test.message', text });
 
@@ -60,12 +61,7 @@ describeWithRedisCluster(
       // following the slot, b would hear nothing more while a's sends still succeed.
       const prefix = uniquePrefix();
       const [a, b] = [layerOn(prefix), layerOn(prefix)];
-      const got: unknown[] = [];
-      const inB = await b.newChannel();
-      b.attach(inB, (message) => void got.push(message.text));
-      await b.groupAdd('room', inB);
-      await a.groupSend('room', msg('before'));
-      await waitFor(() => got.includes('before'));
+      const { inB, got } = await hearingRoom(a, b, 'room');
       const slot = clusterSlot(bucketTags(16)[consistentHash('room', 16)]);
       const from = await cluster.primaryOf(slot);
       const to = (await cluster.primaries()).find(({ port }) => port !== from)?.port as number;
