@@ -2,8 +2,8 @@
  * Calls that share a key (a room) and arrive while an earlier batch of that key is in flight run
  * together, as one Redis script: under load a crowd of joins costs a few commands, not one each.
  * At most one batch per key is in flight, so an idle key's first call goes out at once (in the
- * same turn's pipeline, as a lone call would) and batching adds no wait a call would not have
- * had behind the pipeline anyway. A batch holds at most `max` calls; a failed batch fails each
+ * same turn's pipeline, as a lone call would) and, with ioredis' auto-pipelining (one pipeline in
+ * flight per connection), batching adds no wait a call would not have had behind it anyway. A batch holds at most `max` calls; a failed batch fails each
  * of its calls with its error.
  */
 export class Batches<Item, Result> {

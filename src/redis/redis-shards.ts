@@ -77,7 +77,8 @@ export class RedisShards {
         this.ownCluster = client;
         client.on('error', () => undefined); // Surfaced as rejected commands.
       }
-      // Each bucket listens for the cluster's ready, close and slot refreshes.
+      // Each bucket listens for the cluster's ready, close and slot refreshes (the bound counts
+      // listeners per event).
       client.setMaxListeners(client.getMaxListeners() + 2 * buckets);
       const label = labelOf(client);
       this.all = bucketTags(buckets).map(
