@@ -110,15 +110,19 @@ describeWithRedisServer('RedisChannelLayer when Redis goes away and comes back',
     const a = new RedisChannelLayer({ hosts: url, prefix: shared });
     const b = new RedisChannelLayer({ hosts: url, prefix: shared });
     open.push(a, b);
-    return { a, ...(await hearingRoom(a, b, 'room')) };
+    return { a, b, ...(await hearingRoom(a, b, 'room')) };
   }
 
   it('subscribes again when Redis refuses it on return, though the connection stays up', async () => {
     // A user whose pub/sub rights are taken away, then given back: Redis 7 drops its subscribed
     // connections, they reconnect at once, and SUBSCRIBE answers NOPERM on a live connection.
-    const { a, got } = await twoProcessesAs('chat');
+    const { a, b, got } = await twoProcessesAs('chat');
+    const missed: Array<readonly string[]> = [];
+    b.onMissed((groups) => missed.push(groups));
+    a.onMissed((groups) => missed.push(groups));
     await acl('SETUSER', 'chat', 'resetchannels');
     await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(missed).toEqual([]);
     await acl('SETUSER', 'chat', 'allchannels');
 
     await waitFor(async () => {
@@ -126,6 +130,9 @@ describeWithRedisServer('RedisChannelLayer when Redis goes away and comes back',
       await new Promise((resolve) => setTimeout(resolve, 50));
       return got.includes('after');
     }, 5000);
+    // Each process had lost its subscriptions, and says which groups may have missed messages
+    // once they are back (a subscribes to no group: it has no member).
+    expect(missed).toEqual([['room']]);
     await acl('DELUSER', 'chat');
   });
 

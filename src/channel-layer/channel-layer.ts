@@ -120,6 +120,17 @@ export abstract class ChannelLayer {
     await this.groupChannels('health.ping');
   }
 
+  /**
+   * Registers a listener for the moments when messages sent to `groups` may not have reached
+   * this process's attached channels: its subscriptions to them were lost (the backend went
+   * away, failed over or moved their slot) and are back. A consumer that keeps what it sends
+   * (the chat keeps a room's history) can give its sockets what they missed. A layer that
+   * cannot lose a delivery (the in-memory one) never calls it.
+   */
+  onMissed(listener: (groups: readonly string[]) => void): void {
+    void listener;
+  }
+
   /** Releases what the layer holds; pending receives reject. Safe to call twice. */
   abstract close(): Promise<void>;
 }

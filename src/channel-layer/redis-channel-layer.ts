@@ -79,6 +79,7 @@ export class RedisChannelLayer extends BaseChannelLayer {
   /** Subscribed pub/sub channel → what it feeds. */
   private readonly topics = new Map<string, LocalGroup | Inbox>();
   private readonly timer: NodeJS.Timeout;
+  private readonly missedListeners: Array<(groups: readonly string[]) => void> = [];
   /** Pending retries of {@link restoreMemberships}, by shard. */
   private readonly restoring = new Map<RedisShard, NodeJS.Timeout>();
   private nextRefresh: number;
@@ -106,6 +107,7 @@ export class RedisChannelLayer extends BaseChannelLayer {
         recovered: (shard) => {
           this.restoreMemberships(shard);
           this.resume(shard);
+          this.tellMissed(shard);
         },
       },
     });
@@ -503,6 +505,17 @@ export class RedisChannelLayer extends BaseChannelLayer {
       const retry = () => this.restoreMemberships(shard, Math.min(delayMs * 2, 5000));
       this.restoring.set(shard, setTimeout(retry, delayMs).unref());
     });
+  }
+
+  override onMissed(listener: (groups: readonly string[]) => void): void {
+    this.missedListeners.push(listener);
+  }
+
+  /** Subscriptions are back: the groups on `shard` may have had messages published meanwhile. */
+  private tellMissed(shard: RedisShard): void {
+    const groups = this.groups.on(shard);
+    if (groups.length === 0) return;
+    for (const listener of this.missedListeners) listener(groups);
   }
 
   /** Subscriptions are back: take what was queued while wakes could not reach us. */

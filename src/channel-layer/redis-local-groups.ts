@@ -49,6 +49,13 @@ export class LocalGroups {
     return this.groups.get(group);
   }
 
+  /** The names of the groups whose topic is on `shard`. */
+  on(shard: RedisShard): string[] {
+    const names: string[] = [];
+    for (const group of this.groups.values()) if (group.shard === shard) names.push(group.name);
+    return names;
+  }
+
   /** Adds or refreshes `channel` in `group`; resolves once subscribed, so a send reaches it. */
   async join(group: string, channel: string): Promise<void> {
     let local = this.groups.get(group);

@@ -48,6 +48,10 @@ export class ChatMetrics {
   repliesSkipped = 0;
   /** History records left out of a join's history frame to keep it within the send budget. */
   joinHistoryTrimmed = 0;
+  /** Room records given again to sockets after the layer lost their deliveries for a while. */
+  caughtUp = 0;
+  /** Catch-ups that could not read the room's history: those sockets may have missed messages. */
+  catchUpsFailed = 0;
 
   /** Every metric below, and nothing else (no process metrics: the app adds those). */
   readonly registry = new Registry();
@@ -160,6 +164,16 @@ export class ChatMetrics {
       'chat_join_history_trimmed_total',
       "History records left out of a join's history frame to keep it within maxBufferedBytes.",
       () => this.joinHistoryTrimmed,
+    );
+    fromField(
+      'chat_caught_up_messages_total',
+      'Room messages given to sockets from history after the layer lost their live delivery.',
+      () => this.caughtUp,
+    );
+    fromField(
+      'chat_catch_ups_failed_total',
+      "Catch-ups after a lost delivery that could not read the room's history.",
+      () => this.catchUpsFailed,
     );
     fromField(
       'chat_history_rooms_evicted_total',

@@ -181,6 +181,12 @@ export class ChatGateway
     this.handshake.start(httpServer);
     // Presence changes no socket here caused (a process that died, seen by the room store).
     this.rooms.onPresenceChange((room) => this.presence.changed(room));
+    // Room messages the layer lost on the way here (its subscriptions were lost and are back).
+    this.layer.onMissed((groups) => {
+      this.membership.catchUp(groups, this.connections.values()).catch((error: unknown) => {
+        this.logger.warn(`could not catch up after a lost delivery: ${errorText(error)}`);
+      });
+    });
   }
 
   /**

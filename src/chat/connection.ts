@@ -67,6 +67,13 @@ export class Connection implements Recipient {
   readonly progress: MessageProgress | undefined;
   dropped = 0;
   /**
+   * The id of the newest room record this socket was given (its history's, a delivered chat
+   * message's, or the point it resumed from): a catch-up gives it only what is newer.
+   */
+  newest?: string;
+  /** The room's messages wait (held) while a catch-up reads what the socket missed. */
+  catchingUp = false;
+  /**
    * Its layer channel, once it has one (and a handler attached to it), in the room's group and
    * presence: given back on leaving.
    */
@@ -117,7 +124,7 @@ export class Connection implements Recipient {
     return true;
   }
 
-  /** A room message that came while joining, delivered after the history. */
+  /** A room message that came while joining or catching up, delivered after the history. */
   holdMessage(message: ChannelMessage): void {
     (this.messages ??= []).push(message);
   }
@@ -130,7 +137,7 @@ export class Connection implements Recipient {
     return frames;
   }
 
-  /** The messages held while joining, once. */
+  /** The messages held while joining or catching up, once. */
   heldMessages(): ChannelMessage[] {
     const messages = this.messages ?? [];
     this.messages = undefined;

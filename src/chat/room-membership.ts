@@ -5,10 +5,28 @@ import { ChatRecord, RoomState, compareRecordIds } from '../rooms/room-state.js'
 import type { ChatMetrics } from './chat-metrics.js';
 import { userGroup } from './chat-rooms.js';
 import type { ChatSession } from './chat-session.js';
-import { CONNECTION_ESTABLISHED, HistoryFrame } from './chat.protocol.js';
+import { CHAT_MESSAGE, CONNECTION_ESTABLISHED, HistoryFrame } from './chat.protocol.js';
 import { Connection, ConnectionState } from './connection.js';
 import { Outbox, TextFrame } from './outbox.js';
 import type { Presence } from './presence.js';
+
+/** History reads a catch-up tries (250, 500 ms apart) before it leaves the gap. */
+const CATCH_UP_TRIES = 3;
+
+/** Whether record `id` is newer than `newest` (anything is, when nothing was given). */
+function isNewer(id: string, newest: string | undefined): boolean {
+  return newest === undefined || compareRecordIds(id, newest) > 0;
+}
+
+/** Where a catch-up of `members` reads from: the oldest of their newest records, if all have one. */
+function oldestOf(members: readonly Connection[]): string | undefined {
+  let oldest: string | undefined;
+  for (const { newest } of members) {
+    if (newest === undefined) return undefined;
+    if (oldest === undefined || compareRecordIds(newest, oldest) < 0) oldest = newest;
+  }
+  return oldest;
+}
 
 /** The seed's greeting, encoded once for every socket. */
 const GREETING = new TextFrame(CONNECTION_ESTABLISHED);
@@ -42,7 +60,9 @@ export class RoomMembership {
     const channel = await this.layer.newChannel('chat');
     connection.channel = channel;
     connection.detach = this.layer.attach(channel, (message) => {
-      if (connection.state === ConnectionState.Joined) return this.deliver(connection, message);
+      if (connection.state === ConnectionState.Joined && !connection.catchingUp) {
+        return this.give(connection, message);
+      }
       connection.holdMessage(message);
       return true;
     });
@@ -63,15 +83,86 @@ export class RoomMembership {
     connection.state = ConnectionState.Joined;
     this.metrics.roomJoined(room);
     this.outbox.greet(connection, [GREETING, this.historyFrame(connection, history)]);
-    const newest = history.length > 0 ? history[history.length - 1].id : undefined;
+    connection.newest = history.length > 0 ? history[history.length - 1].id : session.since;
+    this.giveHeld(connection);
+    return true;
+  }
+
+  /**
+   * Gives the joined sockets of `groups` (rooms) the room messages the layer may have lost on
+   * the way (it said so: {@link ChannelLayer.onMissed}): each room's records newer than what its
+   * sockets were given, read from the room's history, then what arrived meanwhile, in id order
+   * and without duplicates. The room's messages wait for it, at most as long as the history
+   * read (tried up to {@link CATCH_UP_TRIES} times): a read that fails leaves the gap, logged
+   * and counted (`chat_catch_ups_failed_total`).
+   */
+  async catchUp(groups: readonly string[], connections: Iterable<Connection>): Promise<void> {
+    const wanted = new Set(groups);
+    const byRoom = new Map<string, Connection[]>();
+    for (const connection of connections) {
+      if (connection.state !== ConnectionState.Joined || connection.catchingUp) continue;
+      if (!wanted.has(connection.room)) continue;
+      const room = byRoom.get(connection.room);
+      if (room) room.push(connection);
+      else byRoom.set(connection.room, [connection]);
+    }
+    await Promise.all([...byRoom].map(([room, members]) => this.catchUpRoom(room, members)));
+  }
+
+  private async catchUpRoom(room: string, members: Connection[]): Promise<void> {
+    for (const connection of members) connection.catchingUp = true;
+    const records = await this.missedIn(room, oldestOf(members));
+    for (const record of records) {
+      // One message per record for every socket, so its frame is encoded once.
+      const message: ChannelMessage = { ...record, type: CHAT_MESSAGE };
+      for (const connection of members) {
+        if (connection.closed || !isNewer(record.id, connection.newest)) continue;
+        this.metrics.caughtUp++;
+        this.give(connection, message);
+      }
+    }
+    for (const connection of members) {
+      connection.catchingUp = false;
+      if (!connection.closed) this.giveHeld(connection);
+    }
+  }
+
+  /** The room's records after `since` (all it keeps without it); none if it cannot be read. */
+  private async missedIn(room: string, since: string | undefined): Promise<ChatRecord[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.rooms.history(room, since);
+      } catch (error) {
+        if (attempt === CATCH_UP_TRIES) {
+          this.metrics.catchUpsFailed++;
+          this.logger.warn(
+            `could not catch up ${room} after its delivery was lost; its sockets may have ` +
+              `missed messages: ${errorText(error)}`,
+          );
+          return [];
+        }
+        await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** (attempt - 1)));
+      }
+    }
+  }
+
+  /** A room message to a joined socket, which then counts as given it. */
+  private give(connection: Connection, message: ChannelMessage): boolean {
+    if (message.type === CHAT_MESSAGE && typeof message.id === 'string') {
+      connection.newest = message.id;
+    }
+    return this.deliver(connection, message);
+  }
+
+  /** The messages held while joining or catching up, but those the socket was given already. */
+  private giveHeld(connection: Connection): void {
     for (const message of connection.heldMessages()) {
       const seen =
-        newest !== undefined &&
+        message.type === CHAT_MESSAGE &&
         typeof message.id === 'string' &&
-        compareRecordIds(message.id, newest) <= 0;
-      if (!seen) this.deliver(connection, message);
+        !isNewer(message.id, connection.newest);
+      if (!seen) this.give(connection, message);
     }
-    return true;
   }
 
   /**
