@@ -117,12 +117,19 @@ describeWithRedisServer('RedisChannelLayer when Redis goes away and comes back',
     // A user whose pub/sub rights are taken away, then given back: Redis 7 drops its subscribed
     // connections, they reconnect at once, and SUBSCRIBE answers NOPERM on a live connection.
     const { a, b, got } = await twoProcessesAs('chat');
-    const missed: Array<readonly string[]> = [];
-    b.onMissed((groups) => missed.push(groups));
-    a.onMissed((groups) => missed.push(groups));
+    const gaps: string[] = [];
+    for (const [name, layer] of [
+      ['a', a],
+      ['b', b],
+    ] as const) {
+      layer.onDeliveryGap({
+        lost: (groups) => gaps.push(`${name} lost ${groups.join()}`),
+        back: (groups) => gaps.push(`${name} back ${groups.join()}`),
+      });
+    }
     await acl('SETUSER', 'chat', 'resetchannels');
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    expect(missed).toEqual([]);
+    expect(gaps).toEqual(['b lost room']);
     await acl('SETUSER', 'chat', 'allchannels');
 
     await waitFor(async () => {
@@ -130,9 +137,9 @@ describeWithRedisServer('RedisChannelLayer when Redis goes away and comes back',
       await new Promise((resolve) => setTimeout(resolve, 50));
       return got.includes('after');
     }, 5000);
-    // Each process had lost its subscriptions, and says which groups may have missed messages
-    // once they are back (a subscribes to no group: it has no member).
-    expect(missed).toEqual([['room']]);
+    // Each process lost its subscriptions and says which groups' deliveries it lost, once, and
+    // when they are back (a subscribes to no group: it has no member).
+    expect(gaps).toEqual(['b lost room', 'b back room']);
     await acl('DELUSER', 'chat');
   });
 

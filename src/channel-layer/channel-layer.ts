@@ -44,6 +44,14 @@ export interface ChannelLayerOptions {
     Readonly<Record<string, number>> | ReadonlyArray<readonly [RegExp | string, number]>;
 }
 
+/** Told of a gap in a layer's deliveries: see {@link ChannelLayer.onDeliveryGap}. */
+export interface DeliveryGapListener {
+  /** Messages to `groups` stop reaching this process's channels. */
+  lost(groups: readonly string[]): void;
+  /** They reach them again; what was sent to `groups` since `lost` may be missing. */
+  back(groups: readonly string[]): void;
+}
+
 /** Options for {@link ChannelLayer.receive}. */
 export interface ReceiveOptions {
   /** Aborting rejects the pending receive and frees its place in line. */
@@ -121,13 +129,14 @@ export abstract class ChannelLayer {
   }
 
   /**
-   * Registers a listener for the moments when messages sent to `groups` may not have reached
-   * this process's attached channels: its subscriptions to them were lost (the backend went
-   * away, failed over or moved their slot) and are back. A consumer that keeps what it sends
-   * (the chat keeps a room's history) can give its sockets what they missed. A layer that
-   * cannot lose a delivery (the in-memory one) never calls it.
+   * Registers a listener for the gaps in this process's deliveries: `lost` when messages sent to
+   * `groups` stop reaching its attached channels (the backend went away, failed over or moved
+   * their slot), `back` when they reach them again; what was sent in between may be missing. A
+   * consumer that keeps what it sends (the chat keeps a room's history) can hold what comes in
+   * between and give its channels what they missed. A layer that cannot lose a delivery (the
+   * in-memory one) never calls it.
    */
-  onMissed(listener: (groups: readonly string[]) => void): void {
+  onDeliveryGap(listener: DeliveryGapListener): void {
     void listener;
   }
 

@@ -1,6 +1,11 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { BaseChannelLayer } from './base-channel-layer.js';
-import { ChannelMessage, ChannelReceiver, ReceiveOptions } from './channel-layer.js';
+import {
+  ChannelMessage,
+  ChannelReceiver,
+  DeliveryGapListener,
+  ReceiveOptions,
+} from './channel-layer.js';
 import {
   ChannelFull,
   ChannelLayerClosed,
@@ -79,7 +84,7 @@ export class RedisChannelLayer extends BaseChannelLayer {
   /** Subscribed pub/sub channel → what it feeds. */
   private readonly topics = new Map<string, LocalGroup | Inbox>();
   private readonly timer: NodeJS.Timeout;
-  private readonly missedListeners: Array<(groups: readonly string[]) => void> = [];
+  private readonly gapListeners: DeliveryGapListener[] = [];
   /** Pending retries of {@link restoreMemberships}, by shard. */
   private readonly restoring = new Map<RedisShard, NodeJS.Timeout>();
   private nextRefresh: number;
@@ -107,8 +112,9 @@ export class RedisChannelLayer extends BaseChannelLayer {
         recovered: (shard) => {
           this.restoreMemberships(shard);
           this.resume(shard);
-          this.tellMissed(shard);
+          this.tellGap(shard, 'back');
         },
+        lost: (shard) => this.tellGap(shard, 'lost'),
       },
     });
     this.shardKeys = this.shards.all.map((shard) => new LayerKeys(this.prefix, shard.tag));
@@ -507,15 +513,21 @@ export class RedisChannelLayer extends BaseChannelLayer {
     });
   }
 
-  override onMissed(listener: (groups: readonly string[]) => void): void {
-    this.missedListeners.push(listener);
+  override onDeliveryGap(listener: DeliveryGapListener): void {
+    this.gapListeners.push(listener);
   }
 
-  /** Subscriptions are back: the groups on `shard` may have had messages published meanwhile. */
-  private tellMissed(shard: RedisShard): void {
+  /** Tells the listeners of the groups on `shard`; one that throws is logged, not the shard's. */
+  private tellGap(shard: RedisShard, phase: keyof DeliveryGapListener): void {
     const groups = this.groups.on(shard);
     if (groups.length === 0) return;
-    for (const listener of this.missedListeners) listener(groups);
+    for (const listener of this.gapListeners) {
+      try {
+        listener[phase](groups);
+      } catch (error) {
+        this.logger.warn(`a delivery gap listener threw: ${String(error)}`);
+      }
+    }
   }
 
   /** Subscriptions are back: take what was queued while wakes could not reach us. */

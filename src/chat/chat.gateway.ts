@@ -181,11 +181,14 @@ export class ChatGateway
     this.handshake.start(httpServer);
     // Presence changes no socket here caused (a process that died, seen by the room store).
     this.rooms.onPresenceChange((room) => this.presence.changed(room));
-    // Room messages the layer lost on the way here (its subscriptions were lost and are back).
-    this.layer.onMissed((groups) => {
-      this.membership.catchUp(groups, this.connections.values()).catch((error: unknown) => {
-        this.logger.warn(`could not catch up after a lost delivery: ${errorText(error)}`);
-      });
+    // Room messages the layer lost on the way here (its subscriptions were lost, then are back).
+    this.layer.onDeliveryGap({
+      lost: (groups) => this.membership.lost(groups, this.connections.values()),
+      back: (groups) => {
+        this.catchUp(groups).catch((error: unknown) => {
+          this.logger.warn(`could not catch up after a lost delivery: ${errorText(error)}`);
+        });
+      },
     });
   }
 
@@ -362,6 +365,25 @@ export class ChatGateway
     } catch (error) {
       await this.failJoin(connection, error);
       return false;
+    }
+  }
+
+  /** Catches up the rooms of `groups`; a socket that cannot be is told and closed, as a join. */
+  private async catchUp(groups: readonly string[]): Promise<void> {
+    const failed = await this.membership.back(groups, this.connections.values());
+    for (const connection of failed) {
+      if (connection.socket.readyState !== WebSocket.OPEN) continue;
+      this.outbox.error(
+        connection,
+        ErrorCode.LayerUnavailable,
+        'messages may have been missed; reconnect and resume with ?since=',
+      );
+      this.limits.closeFor(
+        connection.socket,
+        'layer_unavailable',
+        CloseCode.TryAgainLater,
+        'channel layer unavailable',
+      );
     }
   }
 

@@ -71,8 +71,13 @@ export class Connection implements Recipient {
    * message's, or the point it resumed from): a catch-up gives it only what is newer.
    */
   newest?: string;
-  /** The room's messages wait (held) while a catch-up reads what the socket missed. */
+  /**
+   * The room's messages wait (held) while the layer has lost their delivery, and then while a
+   * catch-up reads what the socket missed.
+   */
   catchingUp = false;
+  /** Ids a catch-up gave from history whose live copies may still come: each is not given twice. */
+  caughtUp?: Set<string>;
   /**
    * Its layer channel, once it has one (and a handler attached to it), in the room's group and
    * presence: given back on leaving.

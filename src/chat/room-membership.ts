@@ -1,5 +1,6 @@
 import type { Logger } from '@nestjs/common';
 import type { ChannelLayer, ChannelMessage } from '../channel-layer/channel-layer.js';
+import { ChannelLayerUnavailable } from '../channel-layer/channel-layer.errors.js';
 import { errorText } from '../error-text.js';
 import { ChatRecord, RoomState, compareRecordIds } from '../rooms/room-state.js';
 import type { ChatMetrics } from './chat-metrics.js';
@@ -36,6 +37,11 @@ const GREETING = new TextFrame(CONNECTION_ESTABLISHED);
  * presence, and the greeting with the history it resumes from.
  */
 export class RoomMembership {
+  /** Gaps the layer began in this process's deliveries: a join that saw one begin catches up. */
+  private gapsBegun = 0;
+  /** Rooms (groups) whose deliveries the layer lost and has not given back. */
+  private readonly inGap = new Set<string>();
+
   constructor(
     private readonly layer: ChannelLayer,
     private readonly rooms: RoomState,
@@ -61,11 +67,12 @@ export class RoomMembership {
     connection.channel = channel;
     connection.detach = this.layer.attach(channel, (message) => {
       if (connection.state === ConnectionState.Joined && !connection.catchingUp) {
-        return this.give(connection, message);
+        return this.live(connection, message);
       }
       connection.holdMessage(message);
       return true;
     });
+    const gaps = this.gapsBegun;
     const started = performance.now();
     // The room's group, presence and history in one call (one round trip on Redis), the user's
     // group beside it. Both settle before a failure is thrown, so the leave that follows gives
@@ -84,51 +91,91 @@ export class RoomMembership {
     this.metrics.roomJoined(room);
     this.outbox.greet(connection, [GREETING, this.historyFrame(connection, history)]);
     connection.newest = history.length > 0 ? history[history.length - 1].id : session.since;
-    this.giveHeld(connection);
+    if (this.inGap.has(room)) {
+      // Its room's deliveries are lost now: it waits for them with the room's other sockets.
+      connection.catchingUp = true;
+    } else if (gaps !== this.gapsBegun || connection.catchingUp) {
+      // A gap began while it joined (and may have ended): what was sent then may be missing.
+      const [failed] = await this.catchUpRoom(room, [connection]);
+      if (failed) throw new ChannelLayerUnavailable('could not read what the join missed');
+    } else {
+      this.giveHeld(connection);
+    }
     return true;
   }
 
   /**
-   * Gives the joined sockets of `groups` (rooms) the room messages the layer may have lost on
-   * the way (it said so: {@link ChannelLayer.onMissed}): each room's records newer than what its
-   * sockets were given, read from the room's history, then what arrived meanwhile, in id order
-   * and without duplicates. The room's messages wait for it, at most as long as the history
-   * read (tried up to {@link CATCH_UP_TRIES} times): a read that fails leaves the gap, logged
-   * and counted (`chat_catch_ups_failed_total`).
+   * The layer stopped delivering to `groups` (rooms) here ({@link ChannelLayer.onDeliveryGap}):
+   * their sockets' room messages wait from now until it delivers again and {@link back} has given
+   * them what they missed.
    */
-  async catchUp(groups: readonly string[], connections: Iterable<Connection>): Promise<void> {
+  lost(groups: readonly string[], connections: Iterable<Connection>): void {
+    this.gapsBegun++;
+    for (const group of groups) this.inGap.add(group);
+    for (const connection of connections) {
+      if (!connection.closed && this.inGap.has(connection.room)) connection.catchingUp = true;
+    }
+  }
+
+  /**
+   * The layer delivers to `groups` again: each room's waiting sockets get the records of its
+   * history newer than what each was given, then what arrived meanwhile, in id order and each
+   * once, as a join does. A history read that fails {@link CATCH_UP_TRIES} times cannot say what
+   * was missed: resolves with those sockets, for the caller to close.
+   */
+  async back(groups: readonly string[], connections: Iterable<Connection>): Promise<Connection[]> {
+    for (const group of groups) this.inGap.delete(group);
     const wanted = new Set(groups);
     const byRoom = new Map<string, Connection[]>();
     for (const connection of connections) {
-      if (connection.state !== ConnectionState.Joined || connection.catchingUp) continue;
+      if (connection.state !== ConnectionState.Joined || !connection.catchingUp) continue;
       if (!wanted.has(connection.room)) continue;
       const room = byRoom.get(connection.room);
       if (room) room.push(connection);
       else byRoom.set(connection.room, [connection]);
     }
-    await Promise.all([...byRoom].map(([room, members]) => this.catchUpRoom(room, members)));
+    const failed = await Promise.all(
+      [...byRoom].map(([room, members]) => this.catchUpRoom(room, members)),
+    );
+    return failed.flat();
   }
 
-  private async catchUpRoom(room: string, members: Connection[]): Promise<void> {
+  /** Catches `members` up on `room`; resolves with those it could not (none, or all). */
+  private async catchUpRoom(room: string, members: Connection[]): Promise<Connection[]> {
     for (const connection of members) connection.catchingUp = true;
     const records = await this.missedIn(room, oldestOf(members));
+    if (!records) {
+      for (const connection of members) {
+        connection.catchingUp = false;
+        connection.heldMessages();
+      }
+      return members;
+    }
     for (const record of records) {
       // One message per record for every socket, so its frame is encoded once.
       const message: ChannelMessage = { ...record, type: CHAT_MESSAGE };
       for (const connection of members) {
         if (connection.closed || !isNewer(record.id, connection.newest)) continue;
         this.metrics.caughtUp++;
+        connection.caughtUp ??= new Set();
+        connection.caughtUp.add(record.id);
         this.give(connection, message);
       }
     }
+    // A gap that began during the read keeps them waiting for its end.
+    if (this.inGap.has(room)) return [];
     for (const connection of members) {
       connection.catchingUp = false;
       if (!connection.closed) this.giveHeld(connection);
     }
+    return [];
   }
 
-  /** The room's records after `since` (all it keeps without it); none if it cannot be read. */
-  private async missedIn(room: string, since: string | undefined): Promise<ChatRecord[]> {
+  /** The room's records after `since` (all it keeps without it); undefined if unreadable. */
+  private async missedIn(
+    room: string,
+    since: string | undefined,
+  ): Promise<ChatRecord[] | undefined> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.rooms.history(room, since);
@@ -136,14 +183,27 @@ export class RoomMembership {
         if (attempt === CATCH_UP_TRIES) {
           this.metrics.catchUpsFailed++;
           this.logger.warn(
-            `could not catch up ${room} after its delivery was lost; its sockets may have ` +
-              `missed messages: ${errorText(error)}`,
+            `could not catch up ${room} after its delivery was lost; closing its sockets ` +
+              `that waited, to resume from what they have: ${errorText(error)}`,
           );
-          return [];
+          return undefined;
         }
         await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** (attempt - 1)));
       }
     }
+  }
+
+  /**
+   * A room message as the layer delivers it: one a catch-up gave from history already (its live
+   * copy may come a moment after the read) is not given twice.
+   */
+  private live(connection: Connection, message: ChannelMessage): boolean {
+    const { caughtUp } = connection;
+    if (caughtUp && message.type === CHAT_MESSAGE && typeof message.id === 'string') {
+      if (caughtUp.delete(message.id)) return true;
+      if (caughtUp.size === 0) connection.caughtUp = undefined;
+    }
+    return this.give(connection, message);
   }
 
   /** A room message to a joined socket, which then counts as given it. */
@@ -161,7 +221,7 @@ export class RoomMembership {
         message.type === CHAT_MESSAGE &&
         typeof message.id === 'string' &&
         !isNewer(message.id, connection.newest);
-      if (!seen) this.give(connection, message);
+      if (!seen) this.live(connection, message);
     }
   }
 

@@ -33,6 +33,11 @@ export interface RedisShardEvents {
    * lost everything meanwhile, and wakes published then were missed.
    */
   recovered(shard: RedisShard): void;
+  /**
+   * The subscriber's connection closed: messages on its topics stop reaching this process until
+   * `recovered`. Told once per outage.
+   */
+  lost?(shard: RedisShard): void;
 }
 
 /** How a shard connects; filled from its store's options. */
@@ -92,6 +97,8 @@ export class RedisShard {
   /** A connection was lost since both were last ready. */
   private outage = false;
   private subscriptionsRestored = false;
+  /** `lost` was told and `recovered` not yet. */
+  private deliveriesLost = false;
   /** The cluster's connection to the slot's primary, as last looked up. */
   private ownerNode: Redis | undefined;
   private closing = false;
@@ -201,12 +208,17 @@ export class RedisShard {
       this.subscriberLink.lost();
       this.subscriberGeneration++;
       this.subscriptionsRestored = false;
+      if (this.subscriberLink.everReady && !this.closing && !this.deliveriesLost) {
+        this.deliveriesLost = true;
+        events.lost?.(this);
+      }
       this.outage ||= this.subscriberLink.everReady;
     };
     this.recoverIfReady = () => {
       if (!this.outage || !this.subscriptionsRestored) return;
       if (this.connection.status !== 'ready' || this.subscriber.status !== 'ready') return;
       this.outage = false;
+      this.deliveriesLost = false;
       this.logger.log(`Redis ${this.address} is back; restoring subscriptions and memberships`);
       events.recovered(this);
     };
