@@ -143,6 +143,24 @@ describeWithRedisServer('RedisChannelLayer when Redis goes away and comes back',
     await acl('DELUSER', 'chat');
   });
 
+  it('says a group is back though its last member here left during the gap', async () => {
+    // The chat holds the room's messages from `lost` to `back`: a group left out of `back` would
+    // hold a later join's forever.
+    const { b, inB } = await twoProcessesAs('leaver');
+    const gaps: string[] = [];
+    b.onDeliveryGap({
+      lost: (groups) => gaps.push(`lost ${groups.join()}`),
+      back: (groups) => gaps.push(`back ${groups.join()}`),
+    });
+    await acl('SETUSER', 'leaver', 'resetchannels');
+    await waitFor(() => gaps.length === 1);
+    await b.groupDiscard('room', inB);
+    await acl('SETUSER', 'leaver', 'allchannels');
+    await waitFor(() => gaps.length === 2, 5000);
+    expect(gaps).toEqual(['lost room', 'back room']);
+    await acl('DELUSER', 'leaver');
+  });
+
   it('finds what was queued for a channel attached while its wakes cannot reach it', async () => {
     // b's queue was caught up; then its subscriptions are dropped and refused on return, so the
     // wake of a send is lost, and the channel attached after must look in the queue itself.

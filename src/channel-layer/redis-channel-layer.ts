@@ -85,6 +85,8 @@ export class RedisChannelLayer extends BaseChannelLayer {
   private readonly topics = new Map<string, LocalGroup | Inbox>();
   private readonly timer: NodeJS.Timeout;
   private readonly gapListeners: DeliveryGapListener[] = [];
+  /** The groups each shard's last `lost` named, until its `back`. */
+  private readonly lostGroups = new Map<RedisShard, string[]>();
   /** Pending retries of {@link restoreMemberships}, by shard. */
   private readonly restoring = new Map<RedisShard, NodeJS.Timeout>();
   private nextRefresh: number;
@@ -517,9 +519,17 @@ export class RedisChannelLayer extends BaseChannelLayer {
     this.gapListeners.push(listener);
   }
 
-  /** Tells the listeners of the groups on `shard`; one that throws is logged, not the shard's. */
+  /**
+   * Tells the listeners of the groups on `shard`; one that throws is logged, not the shard's.
+   * `back` names every group `lost` named too, though it may have lost its members here since.
+   */
   private tellGap(shard: RedisShard, phase: keyof DeliveryGapListener): void {
-    const groups = this.groups.on(shard);
+    let groups = this.groups.on(shard);
+    if (phase === 'lost') this.lostGroups.set(shard, groups);
+    else {
+      groups = [...new Set([...(this.lostGroups.get(shard) ?? []), ...groups])];
+      this.lostGroups.delete(shard);
+    }
     if (groups.length === 0) return;
     for (const listener of this.gapListeners) {
       try {
