@@ -372,17 +372,9 @@ export class ChatGateway
   private async catchUp(groups: readonly string[]): Promise<void> {
     const failed = await this.membership.back(groups, this.connections.values());
     for (const connection of failed) {
-      if (connection.socket.readyState !== WebSocket.OPEN) continue;
-      this.outbox.error(
+      this.closeForLayer(
         connection,
-        ErrorCode.LayerUnavailable,
         'messages may have been missed; reconnect and resume with ?since=',
-      );
-      this.limits.closeFor(
-        connection.socket,
-        'layer_unavailable',
-        CloseCode.TryAgainLater,
-        'channel layer unavailable',
       );
     }
   }
@@ -390,15 +382,15 @@ export class ChatGateway
   private async failJoin(connection: Connection, error: unknown): Promise<void> {
     this.logger.error(`socket could not join ${connection.room}: ${errorText(error)}`);
     await this.membership.leave(connection);
-    const { socket } = connection;
-    if (socket.readyState !== WebSocket.OPEN) return;
-    this.outbox.error(
-      connection,
-      ErrorCode.LayerUnavailable,
-      'could not join the room; try again later',
-    );
+    this.closeForLayer(connection, 'could not join the room; try again later');
+  }
+
+  /** Tells an open socket why (`layer_unavailable`) and closes it 1013, to come back later. */
+  private closeForLayer(connection: Connection, why: string): void {
+    if (connection.socket.readyState !== WebSocket.OPEN) return;
+    this.outbox.error(connection, ErrorCode.LayerUnavailable, why);
     this.limits.closeFor(
-      socket,
+      connection.socket,
       'layer_unavailable',
       CloseCode.TryAgainLater,
       'channel layer unavailable',
