@@ -76,8 +76,8 @@ export class Connection implements Recipient {
    * catch-up reads what the socket missed.
    */
   catchingUp = false;
-  /** Ids a catch-up gave from history whose live copies may still come: each is not given twice. */
-  caughtUp?: Set<string>;
+  /** A catch-up gave it records from history whose live copies may still come. */
+  caughtUp = false;
   /**
    * Its layer channel, once it has one (and a handler attached to it), in the room's group and
    * presence: given back on leaving.

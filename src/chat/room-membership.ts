@@ -94,7 +94,7 @@ export class RoomMembership {
     if (this.inGap.has(room)) {
       // Its room's deliveries are lost now: it waits for them with the room's other sockets.
       connection.catchingUp = true;
-    } else if (gaps !== this.gapsBegun || connection.catchingUp) {
+    } else if (gaps !== this.gapsBegun) {
       // A gap began while it joined (and may have ended): what was sent then may be missing.
       const [failed] = await this.catchUpRoom(room, [connection]);
       if (failed) throw new ChannelLayerUnavailable('could not read what the join missed');
@@ -147,6 +147,7 @@ export class RoomMembership {
     if (!records) {
       for (const connection of members) {
         connection.catchingUp = false;
+        // What it held would go out past the gap: dropped, and the socket is closed to resume.
         connection.heldMessages();
       }
       return members;
@@ -157,8 +158,7 @@ export class RoomMembership {
       for (const connection of members) {
         if (connection.closed || !isNewer(record.id, connection.newest)) continue;
         this.metrics.caughtUp++;
-        connection.caughtUp ??= new Set();
-        connection.caughtUp.add(record.id);
+        connection.caughtUp = true;
         this.give(connection, message);
       }
     }
@@ -194,14 +194,14 @@ export class RoomMembership {
   }
 
   /**
-   * A room message as the layer delivers it: one a catch-up gave from history already (its live
-   * copy may come a moment after the read) is not given twice.
+   * A room message as the layer delivers it. After a catch-up, a chat message not newer than what
+   * the socket was given is the live copy of a record the catch-up read (ids only grow, and every
+   * record up to the newest read was in that read): not given twice. The first newer one ends it.
    */
   private live(connection: Connection, message: ChannelMessage): boolean {
-    const { caughtUp } = connection;
-    if (caughtUp && message.type === CHAT_MESSAGE && typeof message.id === 'string') {
-      if (caughtUp.delete(message.id)) return true;
-      if (caughtUp.size === 0) connection.caughtUp = undefined;
+    if (connection.caughtUp && message.type === CHAT_MESSAGE && typeof message.id === 'string') {
+      if (!isNewer(message.id, connection.newest)) return true;
+      connection.caughtUp = false;
     }
     return this.give(connection, message);
   }

@@ -1,5 +1,6 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { Redis } from 'ioredis';
+import { waitFor } from '../channel-layer.conformance.js';
 
 /**
  * Starts `redis-server` with `args` (a server, a cluster node, a sentinel); resolves with the
@@ -41,4 +42,23 @@ export async function onRedis<T>(port: number, call: (redis: Redis) => Promise<T
   } finally {
     redis.disconnect();
   }
+}
+
+/**
+ * Takes Redis user `user`'s pub/sub rights away (`ACL SETUSER <user> resetchannels`) on the
+ * Redis at `port`, and resolves once its subscribers are connected again without subscriptions:
+ * Redis 7 drops them, they reconnect at once, and every SUBSCRIBE is refused until the rights are
+ * back (`allchannels`), while the user's other connections go on.
+ */
+export async function deafen(port: number, user: string): Promise<void> {
+  const connections = async (): Promise<string[]> =>
+    String(await onRedis(port, (redis) => redis.call('CLIENT', 'LIST')))
+      .split('\n')
+      .filter((line) => line.includes(` user=${user} `));
+  const before = (await connections()).length;
+  await onRedis(port, (redis) => redis.call('ACL', 'SETUSER', user, 'resetchannels'));
+  await waitFor(async () => {
+    const now = await connections();
+    return now.length === before && now.every((line) => / sub=0 /.test(line));
+  });
 }
