@@ -1,3 +1,5 @@
+import { http } from './hosts.js';
+
 /** Samples of a Prometheus text exposition, keyed `name` or `name{label="value",...}`. */
 export type Samples = Map<string, number>;
 
@@ -12,11 +14,15 @@ export function parseMetrics(text: string): Samples {
   return samples;
 }
 
-/** `GET /metrics` of the app at `httpUrl`, parsed. */
+/**
+ * `GET /metrics` of the app at `httpUrl`, parsed. On a connection of its own: a kept-alive one
+ * from an earlier scrape may have been closed by the server meanwhile (its idle timeout, during a
+ * long flood), and reusing it fails with ECONNRESET.
+ */
 export async function scrape(httpUrl: string): Promise<Samples> {
-  const response = await fetch(`${httpUrl}/metrics`);
-  if (response.status !== 200) throw new Error(`GET /metrics answered ${response.status}`);
-  return parseMetrics(await response.text());
+  const { status, body } = await http('GET', `${httpUrl}/metrics`);
+  if (status !== 200) throw new Error(`GET /metrics answered ${status}`);
+  return parseMetrics(body);
 }
 
 /** One sample's value; 0 when absent (a labelled counter that never counted). */
