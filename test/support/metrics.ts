@@ -1,5 +1,3 @@
-import { http } from './hosts.js';
-
 /** Samples of a Prometheus text exposition, keyed `name` or `name{label="value",...}`. */
 export type Samples = Map<string, number>;
 
@@ -15,14 +13,19 @@ export function parseMetrics(text: string): Samples {
 }
 
 /**
- * `GET /metrics` of the app at `httpUrl`, parsed. On a connection of its own: a kept-alive one
- * from an earlier scrape may have been closed by the server meanwhile (its idle timeout, during a
- * long flood), and reusing it fails with ECONNRESET.
+ * `GET /metrics` of the app at `httpUrl`, parsed. Once more when the connection is reset: fetch
+ * reuses a kept-alive connection from an earlier scrape, which the server may have closed
+ * meanwhile (its idle timeout, during a long flood). Reused, so that a scrape leaves no socket or
+ * timer of its own behind for the footprint checks to count.
  */
 export async function scrape(httpUrl: string): Promise<Samples> {
-  const { status, body } = await http('GET', `${httpUrl}/metrics`);
-  if (status !== 200) throw new Error(`GET /metrics answered ${status}`);
-  return parseMetrics(body);
+  const url = `${httpUrl}/metrics`;
+  const response = await fetch(url).catch((error: unknown) => {
+    if ((error as { cause?: { code?: string } }).cause?.code !== 'ECONNRESET') throw error;
+    return fetch(url);
+  });
+  if (response.status !== 200) throw new Error(`GET /metrics answered ${response.status}`);
+  return parseMetrics(await response.text());
 }
 
 /** One sample's value; 0 when absent (a labelled counter that never counted). */
