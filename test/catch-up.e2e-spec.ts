@@ -1,5 +1,6 @@
 import {
   CHAT_MESSAGE,
+  ChatRooms,
   DeliveryGapListener,
   InMemoryChannelLayer,
   RoomState,
@@ -25,12 +26,19 @@ class GapLayer extends InMemoryChannelLayer {
   }
 }
 
+/** `maxHeldMessages` of the app under test. */
+const HELD = 20;
+
 describe('A room after a gap in its deliveries', () => {
   let chat: RunningChatApp;
   let layer: GapLayer;
 
   beforeAll(async () => {
-    chat = await startChatApp({ layer: () => new GapLayer(), rateLimit: false });
+    chat = await startChatApp({
+      layer: () => new GapLayer(),
+      rateLimit: false,
+      maxHeldMessages: HELD,
+    });
     layer = chat.layer as GapLayer;
   });
 
@@ -73,6 +81,20 @@ describe('A room after a gap in its deliveries', () => {
     await listener.expectSilence(200, 'chat');
     sender.send({ message: 'after' });
     await expect(chatFrames(listener, 1)).resolves.toEqual(['after']);
+  });
+
+  it('holds at most maxHeldMessages for a socket, refusing the rest as a full channel', async () => {
+    const listener = await chat.join('/ws/chat/held/?name=listener');
+    const skipped = layer.stats.groupSendSkippedFull;
+    layer.lost('held');
+    const emit = chat.app.get(ChatRooms);
+    for (let n = 0; n < HELD + 5; n++) await emit.emit('held', { type: 'note', n });
+    expect(layer.stats.groupSendSkippedFull - skipped).toBe(5);
+    layer.back('held');
+    for (let n = 0; n < HELD; n++) {
+      await expect(listener.nextOfType('note')).resolves.toEqual({ type: 'note', n });
+    }
+    await listener.expectSilence(200, 'note');
   });
 
   it('catches up a socket that was joining when the gap began', async () => {

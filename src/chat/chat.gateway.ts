@@ -325,6 +325,7 @@ export class ChatGateway
       info: this.hooks.any ? { user, group: room, request } : undefined,
       ...this.limits.watch(socket, stream),
       maxPendingFrames: this.options.maxPendingFrames,
+      maxHeldMessages: this.options.maxHeldMessages,
     });
     this.connections.set(socket, connection);
     this.handshake.opened(address);

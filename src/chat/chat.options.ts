@@ -249,6 +249,13 @@ export interface ChatModuleOptions extends ConnectionPolicyOptions {
    * @default 100
    */
   maxPendingFrames?: number;
+  /**
+   * Room messages one socket may hold while it joins, or while the layer has lost its room's
+   * delivery and a catch-up reads what it missed; past it they are refused as by a full channel
+   * (a chat message refused before the catch-up's history read comes back with it).
+   * @default 1000
+   */
+  maxHeldMessages?: number;
 }
 
 /** Defaults of {@link ChatModuleOptions}. */
@@ -266,6 +273,7 @@ export const CHAT_DEFAULTS = {
   maxUnfinishedBytes: 64 * 1024 * 1024,
   closeTimeoutMs: 2000,
   maxPendingFrames: 100,
+  maxHeldMessages: 1000,
 } as const;
 
 /** The options the gateway runs on, defaults applied. */
@@ -292,6 +300,7 @@ export function resolveChatOptions(options: ChatModuleOptions = {}): ResolvedCha
     maxUnfinishedBytes: options.maxUnfinishedBytes ?? CHAT_DEFAULTS.maxUnfinishedBytes,
     closeTimeoutMs: options.closeTimeoutMs ?? CHAT_DEFAULTS.closeTimeoutMs,
     maxPendingFrames: options.maxPendingFrames ?? CHAT_DEFAULTS.maxPendingFrames,
+    maxHeldMessages: options.maxHeldMessages ?? CHAT_DEFAULTS.maxHeldMessages,
   };
 }
 

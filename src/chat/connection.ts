@@ -39,6 +39,8 @@ export interface ConnectionInit {
   progress: MessageProgress | undefined;
   /** Frames that may wait to be handled (held while joining, or behind a slow handler). */
   maxPendingFrames: number;
+  /** Room messages it may hold while joining or in a delivery gap (`maxHeldMessages`). */
+  maxHeldMessages: number;
 }
 
 /** One chat socket: who it is, where it stands, and what it holds of the layer and the room. */
@@ -92,6 +94,7 @@ export class Connection implements Recipient {
   /** Frames held or queued, not yet handled. */
   private pending = 0;
   private readonly maxPending: number;
+  private readonly maxHeld: number;
   /** When the task now running (or the join) began (performance.now()). */
   private busySince = performance.now();
 
@@ -116,6 +119,7 @@ export class Connection implements Recipient {
     this.limiter = init.limiter;
     this.progress = init.progress;
     this.maxPending = init.maxPendingFrames;
+    this.maxHeld = init.maxHeldMessages;
   }
 
   /**
@@ -129,9 +133,15 @@ export class Connection implements Recipient {
     return true;
   }
 
-  /** A room message that came while joining or catching up, delivered after the history. */
-  holdMessage(message: ChannelMessage): void {
-    (this.messages ??= []).push(message);
+  /**
+   * A room message that came while joining or catching up, delivered after the history; `false`
+   * (not held: refused as by a full channel) once `maxHeldMessages` wait.
+   */
+  holdMessage(message: ChannelMessage): boolean {
+    const messages = (this.messages ??= []);
+    if (messages.length >= this.maxHeld) return false;
+    messages.push(message);
+    return true;
   }
 
   /** The frames held while joining, once. */

@@ -69,8 +69,7 @@ export class RoomMembership {
       if (connection.state === ConnectionState.Joined && !connection.catchingUp) {
         return this.live(connection, message);
       }
-      connection.holdMessage(message);
-      return true;
+      return connection.holdMessage(message);
     });
     const gaps = this.gapsBegun;
     const started = performance.now();
